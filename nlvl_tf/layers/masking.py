@@ -1,0 +1,25 @@
+"""Boolean masks to logits: the one place that decides how padded positions are excluded.
+
+Masks are booleans end to end. Logits are promoted to float32 before a large negative value is written into padded
+positions, because -1e30 is not representable in float16 (mixed precision keeps logits, softmax and losses in float32).
+"""
+
+import tensorflow as tf
+
+MASK_VALUE = -1e30
+
+
+def mask_logits(logits, mask):
+    """Returns float32 `logits` with `MASK_VALUE` wherever the boolean `mask` (broadcastable) is False."""
+    logits = tf.cast(logits, tf.float32)
+    return tf.where(mask, logits, tf.constant(MASK_VALUE, tf.float32))
+
+
+def masked_softmax(logits, mask, axis=-1):
+    """Softmax over `axis` in float32 that gives zero probability to masked positions."""
+    return tf.nn.softmax(mask_logits(logits, mask), axis=axis)
+
+
+def zero_padding(features, mask):
+    """Zeroes padded positions of `features` [B, L, d] given `mask` [B, L], keeping the features' dtype."""
+    return features * tf.cast(mask, features.dtype)[..., tf.newaxis]
