@@ -162,9 +162,10 @@ class VSLNetL(VSLNet):
     Args (besides VSLNet's):
         clip_lengths: the scales, e.g. (100, 120, 150, 200) for n = 600 or (60, 75, 100, 150) for n = 300.
         nil_lambda: weight of the nil prediction loss (paper Eq. 16: 1).
+        nil_max_position: positional table of the nil module's encoder (default: the longest clip).
     """
 
-    def __init__(self, clip_lengths=(100, 120, 150, 200), nil_lambda=1.0, **kwargs):
+    def __init__(self, clip_lengths=(100, 120, 150, 200), nil_lambda=1.0, nil_max_position=None, **kwargs):
         kwargs.setdefault("use_highlighting", True)
         super().__init__(**kwargs)
         clip_lengths = tuple(int(length) for length in clip_lengths)
@@ -173,10 +174,14 @@ class VSLNetL(VSLNet):
         if max(clip_lengths) > self.hyperparameters["max_position"]:
             raise ValueError(f"clip length {max(clip_lengths)} exceeds max_position="
                              f"{self.hyperparameters['max_position']}")
-        self.hyperparameters = dict(self.hyperparameters, clip_lengths=clip_lengths, nil_lambda=float(nil_lambda))
+        nil_max_position = int(nil_max_position or max(clip_lengths))
+        if nil_max_position < max(clip_lengths):
+            raise ValueError(f"nil_max_position={nil_max_position} is shorter than the longest clip {max(clip_lengths)}")
+        self.hyperparameters = dict(self.hyperparameters, clip_lengths=clip_lengths, nil_lambda=float(nil_lambda),
+                                    nil_max_position=nil_max_position)
         hp = self.hyperparameters
         self.nil_prediction = nil.NilPrediction(
-            hp["num_heads"], hp["kernel_size"], hp["num_conv_layers"], max(clip_lengths), hp["dropout"],
+            hp["num_heads"], hp["kernel_size"], hp["num_conv_layers"], nil_max_position, hp["dropout"],
             name="nil_prediction")
 
     def call(self, batch, training=False):

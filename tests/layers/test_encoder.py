@@ -1,0 +1,129 @@
+"""Feature encoder, multi-head self-attention and the BiLSTM encoder: numpy equations, padding, serialization."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlvl_tf.layers import encoder
+from tests.layers import checks
+from tests.layers import reference
+
+RNG = np.random.default_rng(0)
+LENGTHS = [9, 5, 1]
+
+
+def _inputs(length=9, hidden=16):
+    x = RNG.normal(size=(len(LENGTHS), length, hidden)).astype("float32")
+    return x, checks.lengths_to_mask(LENGTHS, length)
+
+
+def _numpy_encoder(layer, x, mask):
+    def weights(sub):
+        return [w.numpy() for w in sub.weights]
+
+    y = x + layer.positional_embedding.numpy()[: x.shape[1]]
+    m = mask[..., None]
+    for norm, depthwise, pointwise in zip(layer.conv_norms, layer.depthwise_convs, layer.pointwise_convs):
+        gamma, beta = weights(norm)
+        kernel = depthwise.weights[0].numpy()[:, :, 0]
+        w, b = weights(pointwise)
+        z = reference.depthwise_conv_same(reference.layer_norm(y, gamma, beta) * m, kernel)
+        y = y + np.maximum(z @ w + b, 0.0)
+    gamma, beta = weights(layer.attention_norm)
+    attn = layer.attention
+    z = reference.multi_head_attention(
+        reference.layer_norm(y, gamma, beta), mask, *weights(attn.query_projection), *weights(attn.key_projection),
+        *weights(attn.value_projection), attn.num_heads)
+    y = y + z
+    gamma, beta = weights(layer.feed_forward_norm)
+    w, b = weights(layer.feed_forward)
+    return y + reference.layer_norm(y, gamma, beta) @ w + b
+
+
+def test_feature_encoder_matches_numpy_equations():
+    x, mask = _inputs()
+    layer = encoder.FeatureEncoder(num_heads=4, kernel_size=7, num_conv_layers=4, max_position=32)
+    got = layer(x, mask).numpy()
+    want = _numpy_encoder(layer, x.astype("float64"), mask)
+    checks.assert_valid_positions_equal(want, got, LENGTHS, atol=1e-4)
+
+
+def test_multi_head_attention_ignores_masked_keys():
+    x, mask = _inputs()
+    layer = encoder.MultiHeadSelfAttention(num_heads=4)
+    got = layer(x, mask).numpy()
+    w = [v.numpy() for v in layer.weights]
+    want = reference.multi_head_attention(x.astype("float64"), mask, *w, num_heads=4)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: encoder.FeatureEncoder(num_heads=4, max_position=32),
+    lambda: encoder.BiLSTMEncoder(),
+    lambda: encoder.MultiHeadSelfAttention(num_heads=4),
+])
+def test_padding_to_twice_the_length_changes_no_valid_output(make):
+    x, mask = _inputs()
+    layer = make()
+    short = layer(x, mask)
+    long_x = checks.pad_with_noise(x, 2 * x.shape[1])
+    long = layer(long_x, checks.lengths_to_mask(LENGTHS, 2 * x.shape[1]))
+    checks.assert_valid_positions_equal(short, long, LENGTHS)
+
+
+def test_full_length_sequence_padded_further_is_unchanged():
+    """A video that fills n exactly must give the same outputs when a batch pads it to 2n (convolution edges)."""
+    x = RNG.normal(size=(1, 12, 8)).astype("float32")
+    layer = encoder.FeatureEncoder(num_heads=2, max_position=24)
+    short = layer(x, np.ones((1, 12), bool))
+    long = layer(checks.pad_with_noise(x, 24), checks.lengths_to_mask([12], 24))
+    checks.assert_valid_positions_equal(short, long, [12])
+
+
+def test_bilstm_encoder_matches_forward_and_reversed_numpy_lstm():
+    x, mask = _inputs(hidden=8)
+    layer = encoder.BiLSTMEncoder()
+    got = layer(x, mask).numpy()
+    forward = reference.lstm(x.astype("float64"), *[w.numpy() for w in layer.forward_lstm.weights])
+    for row, length in enumerate(LENGTHS):
+        reversed_row = x[row:row + 1, :length][:, ::-1].astype("float64")
+        backward = reference.lstm(reversed_row, *[w.numpy() for w in layer.backward_lstm.weights])[:, ::-1]
+        np.testing.assert_allclose(got[row, :length, :4], forward[row, :length], atol=1e-5)
+        np.testing.assert_allclose(got[row, :length, 4:], backward[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: encoder.FeatureEncoder(num_heads=4, kernel_size=5, num_conv_layers=2, max_position=16, dropout=0.1),
+    lambda: encoder.BiLSTMEncoder(),
+    lambda: encoder.MultiHeadSelfAttention(num_heads=2, dropout=0.1),
+])
+def test_serialization_round_trip(make):
+    x, mask = _inputs()
+    checks.assert_round_trip(make(), lambda layer: layer(x, mask))
+
+
+def test_longer_than_positional_table_is_a_clear_error():
+    x, mask = _inputs(length=9)
+    with pytest.raises(ValueError, match="exceeds max_position=8"):
+        encoder.FeatureEncoder(num_heads=4, max_position=8)(x, mask)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"dropout": 1.0}, "dropout"), ({"kernel_size": 0}, "kernel_size"), ({"max_position": -1}, "max_position")])
+def test_invalid_arguments_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        encoder.FeatureEncoder(**kwargs)
+
+
+def test_heads_must_divide_hidden_size():
+    x, mask = _inputs(hidden=10)
+    with pytest.raises(ValueError, match="not a multiple of num_heads=4"):
+        encoder.MultiHeadSelfAttention(num_heads=4)(x, mask)
+
+
+def test_dropout_is_active_only_in_training():
+    x, mask = _inputs()
+    layer = encoder.FeatureEncoder(num_heads=4, max_position=32, dropout=0.5)
+    np.testing.assert_array_equal(layer(x, mask).numpy(), layer(x, mask).numpy())
+    assert not np.allclose(layer(x, mask, training=True).numpy(), layer(x, mask).numpy())
+    assert tf.reduce_all(tf.math.is_finite(layer(x, mask, training=True)))

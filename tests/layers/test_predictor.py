@@ -1,0 +1,76 @@
+"""The LSTM and the conditioned span predictor (Eq. 4) against a numpy step loop."""
+
+import numpy as np
+import pytest
+
+from nlvl_tf.layers import lstm
+from nlvl_tf.layers import masking
+from nlvl_tf.layers import predictor
+from tests.layers import checks
+from tests.layers import reference
+
+RNG = np.random.default_rng(3)
+LENGTHS = [7, 4]
+
+
+def _inputs(length=7, hidden=6):
+    return RNG.normal(size=(2, length, hidden)).astype("float32"), checks.lengths_to_mask(LENGTHS, length)
+
+
+def test_lstm_matches_numpy_step_loop_and_starts_with_forget_bias_one():
+    x, _ = _inputs()
+    layer = lstm.UnidirectionalLSTM(5)
+    got = layer(x)
+    kernel, recurrent, bias = [w.numpy() for w in layer.weights]
+    np.testing.assert_array_equal(bias, np.r_[np.zeros(5), np.ones(5), np.zeros(10)])
+    np.testing.assert_allclose(got, reference.lstm(x.astype("float64"), kernel, recurrent, bias), atol=1e-5)
+    assert layer.count_params() == 4 * (6 + 5) * 5 + 4 * 5  # one bias vector, as TF1's LSTMCell
+
+
+@pytest.mark.parametrize("head", ["mlp", "linear"])
+def test_predictor_matches_numpy(head):
+    x, mask = _inputs()
+    layer = predictor.ConditionedSpanPredictor(hidden_size=5, head=head)
+    start, end = layer(x, mask)
+    start_states = reference.lstm(x.astype("float64"), *[w.numpy() for w in layer.start_lstm.weights])
+    end_states = reference.lstm(start_states, *[w.numpy() for w in layer.end_lstm.weights])
+
+    def head_logits(head_model, states):
+        y = np.concatenate([states, x], axis=-1)
+        dense = [layer for layer in head_model.layers]
+        for i, dense_layer in enumerate(dense):
+            kernel, bias = [w.numpy() for w in dense_layer.weights]
+            y = y @ kernel + bias
+            if i < len(dense) - 1:
+                y = np.maximum(y, 0)
+        return y[..., 0]
+
+    for got, want in ((start, head_logits(layer.start_head, start_states)),
+                      (end, head_logits(layer.end_head, end_states))):
+        np.testing.assert_allclose(np.where(mask, got, 0), np.where(mask, want, 0), atol=1e-5)
+        assert np.all(got.numpy()[~mask] == masking.MASK_VALUE)
+
+
+def test_predictor_parameter_count_matches_the_authors():
+    x = np.zeros((1, 3, 128), "float32")
+    layer = predictor.ConditionedSpanPredictor(128)
+    layer(x, np.ones((1, 3), bool))
+    assert layer.count_params() == 329_218
+
+
+def test_padding_invariance_and_round_trips():
+    x, mask = _inputs()
+    layer = predictor.ConditionedSpanPredictor(hidden_size=5)
+    short = layer(x, mask)
+    long = layer(checks.pad_with_noise(x, 14), checks.lengths_to_mask(LENGTHS, 14))
+    for s, l in zip(short, long):
+        checks.assert_valid_positions_equal(s, l, LENGTHS)
+    checks.assert_round_trip(predictor.ConditionedSpanPredictor(4, head="linear"), lambda p: p(x, mask))
+    checks.assert_round_trip(lstm.UnidirectionalLSTM(3), lambda p: p(x))
+
+
+def test_invalid_arguments_are_rejected():
+    with pytest.raises(ValueError, match="head"):
+        predictor.ConditionedSpanPredictor(head="transformer")
+    with pytest.raises(ValueError, match="units"):
+        lstm.UnidirectionalLSTM(0)
