@@ -41,6 +41,24 @@ def weighted_binary_cross_entropy(logits, labels, mask, positive_weight=2.0):
     return tf.reduce_sum(per_position * weights * valid, axis=-1), tf.reduce_sum(valid, axis=-1)
 
 
-def normalised(loss_sums, counts, epsilon=1e-12):
-    """The authors' batch normalisation of a summed loss: total loss over total valid positions."""
-    return tf.reduce_sum(loss_sums) / (tf.reduce_sum(counts) + epsilon)
+def combine(components, reduce_across_replicas=None, epsilon=1e-12):
+    """Normalises and weights loss components into the objective.
+
+    Args:
+        components: {name: (numerator, denominator, weight)} with float32 scalars; a name may carry a "/suffix"
+            (e.g. a VSLNet-L scale), terms of the same prefix are added after normalisation.
+        reduce_across_replicas: optional function summing a denominator over replicas. Inside `strategy.run` this
+            makes each replica's value its share of the GLOBAL-batch loss (numerator / global denominator), so the
+            summed replica gradients equal one replica's gradient on the whole batch. None: a single replica.
+    Returns:
+        {prefix: normalised term} and "loss": the weighted total; all float32 scalars.
+    """
+    terms = {"loss": tf.constant(0.0)}
+    for name, (numerator, denominator, weight) in components.items():
+        if reduce_across_replicas is not None:
+            denominator = reduce_across_replicas(denominator)
+        value = numerator / (denominator + epsilon)
+        prefix = name.split("/")[0]
+        terms[prefix] = terms.get(prefix, 0.0) + value
+        terms["loss"] += weight * value
+    return terms

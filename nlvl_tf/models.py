@@ -131,22 +131,26 @@ class VSLNet(keras.Model):
             outputs["similarity"] = similarity
         return outputs
 
-    def scale_losses(self, batch, start_logits, end_logits, highlight_logits=None):
-        """Span loss plus the weighted highlighting loss of one prediction: dict of float32 scalars."""
-        terms = {"span_loss": tf.reduce_mean(losses.span_cross_entropy(
-            start_logits, end_logits, batch["start_index"], batch["end_index"]))}
+    def scale_loss_components(self, batch, start_logits, end_logits, highlight_logits=None, suffix=""):
+        """Span and highlighting loss components of one prediction, for `losses.combine`."""
+        span = losses.span_cross_entropy(start_logits, end_logits, batch["start_index"], batch["end_index"])
+        components = {"span_loss" + suffix: (tf.reduce_sum(span), tf.cast(tf.size(span), tf.float32), 1.0)}
         if highlight_logits is not None:
             mask = tf.sequence_mask(batch["video_length"], tf.shape(highlight_logits)[-1])
-            terms["highlight_loss"] = losses.normalised(*losses.weighted_binary_cross_entropy(
-                highlight_logits, batch["highlight"], mask, self.hyperparameters["positive_weight"]))
-        return terms
+            total, count = losses.weighted_binary_cross_entropy(
+                highlight_logits, batch["highlight"], mask, self.hyperparameters["positive_weight"])
+            components["highlight_loss" + suffix] = (
+                tf.reduce_sum(total), tf.reduce_sum(count), self.hyperparameters["highlight_lambda"])
+        return components
+
+    def loss_components(self, batch, outputs):
+        """{name: (numerator, denominator, weight)} float32 scalars of the training objective (spec 3)."""
+        return self.scale_loss_components(batch, outputs["start_logits"], outputs["end_logits"],
+                                          outputs.get("highlight_logits"))
 
     def compute_losses(self, batch, outputs):
-        """Training objective (spec 3): dict of float32 scalars, each term and `loss`, the total."""
-        terms = self.scale_losses(batch, outputs["start_logits"], outputs["end_logits"],
-                                  outputs.get("highlight_logits"))
-        terms["loss"] = terms["span_loss"] + self.hyperparameters["highlight_lambda"] * terms.get("highlight_loss", 0.0)
-        return terms
+        """Training objective on one replica: dict of float32 scalars, each term and `loss`, the total."""
+        return losses.combine(self.loss_components(batch, outputs))
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
@@ -223,24 +227,23 @@ class VSLNetL(VSLNet):
         encoded = encoded * tf.cast(normalised_scores, encoded.dtype)[:, :, tf.newaxis, tf.newaxis]
         return tf.reshape(encoded, [-1, padded_length, hidden_size]), nil_logits, clip_mask
 
-    def compute_losses(self, batch, outputs):
-        """Sum over scales of span + lambda_h * highlight + lambda_nil * nil losses (paper Eq. 16, spec 8.2 item 9)."""
+    def loss_components(self, batch, outputs):
+        """Per scale: span + lambda_h * highlight + lambda_nil * nil components (paper Eq. 16, spec 8.2 item 9);
+        `losses.combine` sums the scales."""
         hp = self.hyperparameters
-        totals = {}
+        components = {}
         for index, clip_length in enumerate(hp["clip_lengths"]):
-            terms = self.scale_losses(
+            suffix = f"/clip_{clip_length}"
+            components.update(self.scale_loss_components(
                 batch, outputs["start_logits"][:, index], outputs["end_logits"][:, index],
-                outputs["highlight_logits"][:, index] if self.use_highlighting else None)
+                outputs["highlight_logits"][:, index] if self.use_highlighting else None, suffix))
             num_clips = outputs["start_logits"].shape[-1] // clip_length
             clip_mask = outputs["clip_mask"][:, index, :num_clips]
             nil_targets = labels.nil_labels(batch["start_index"], batch["end_index"], clip_length, num_clips)
-            terms["nil_loss"] = losses.normalised(*losses.weighted_binary_cross_entropy(
-                outputs["nil_logits"][:, index, :num_clips], nil_targets, clip_mask, hp["positive_weight"]))
-            for key, value in terms.items():
-                totals[key] = totals.get(key, 0.0) + value
-        totals["loss"] = (totals["span_loss"] + hp["highlight_lambda"] * totals.get("highlight_loss", 0.0)
-                          + hp["nil_lambda"] * totals["nil_loss"])
-        return totals
+            total, count = losses.weighted_binary_cross_entropy(
+                outputs["nil_logits"][:, index, :num_clips], nil_targets, clip_mask, hp["positive_weight"])
+            components["nil_loss" + suffix] = (tf.reduce_sum(total), tf.reduce_sum(count), hp["nil_lambda"])
+        return components
 
 
 def model_kwargs(config):

@@ -32,9 +32,23 @@ def test_weighted_bce_counts_positives_twice_and_ignores_padding():
     np.testing.assert_array_equal(count, [3.0])
 
 
-def test_normalisation_divides_by_all_valid_positions_of_the_batch_not_per_example():
-    value = losses.normalised(tf.constant([6.0, 1.0]), tf.constant([3.0, 1.0]))
-    np.testing.assert_allclose(value, 7.0 / 4.0, rtol=1e-6)
+def test_combine_normalises_each_component_and_sums_scales():
+    terms = losses.combine({"span_loss": (tf.constant(6.0), tf.constant(3.0), 1.0),
+                            "nil_loss/clip_4": (tf.constant(1.0), tf.constant(4.0), 2.0),
+                            "nil_loss/clip_8": (tf.constant(3.0), tf.constant(2.0), 2.0)})
+    np.testing.assert_allclose(terms["span_loss"], 2.0, rtol=1e-6)
+    np.testing.assert_allclose(terms["nil_loss"], 0.25 + 1.5, rtol=1e-6)
+    np.testing.assert_allclose(terms["loss"], 2.0 + 2 * 1.75, rtol=1e-6)
+
+
+def test_combine_with_a_cross_replica_denominator_gives_shares_of_the_global_loss():
+    """Two replicas each normalising by the summed denominator add up to the one-replica value."""
+    halves = [(tf.constant(6.0), tf.constant(3.0)), (tf.constant(2.0), tf.constant(1.0))]
+    total_denominator = sum(float(d) for _, d in halves)
+    shares = [losses.combine({"highlight_loss": (n, d, 5.0)}, lambda _: tf.constant(total_denominator))["loss"]
+              for n, d in halves]
+    whole = losses.combine({"highlight_loss": (tf.constant(8.0), tf.constant(4.0), 5.0)})["loss"]
+    np.testing.assert_allclose(sum(float(s) for s in shares), float(whole), rtol=1e-6)
 
 
 def test_losses_are_float32_for_float16_logits():
