@@ -19,6 +19,7 @@ setuptools.setup(
         "ml-collections>=1.0",
         "numpy>=1.26",
         "matplotlib>=3.8",
+        "tensorboard>=2.20",  # tf.summary writes TensorBoard scalars; TF 2.21 no longer pulls it in
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],

@@ -123,3 +123,35 @@ def select_union(starts, ends, scores):
     end = tf.maximum(_gather_scale(ends, first), _gather_scale(ends, second))
     score = tf.maximum(_gather_scale(scores, first), _gather_scale(scores, second))
     return start, end, score
+
+
+SELECTIONS = ("pm", "u")
+
+
+def ranked_spans(outputs, video_length, k, selection="pm"):
+    """Model outputs -> the k best spans per query, as evaluation and the exported model rank them.
+
+    VSLNet/VSLBase: the k most probable spans. VSLNet-L: Pm ranks the k best spans of the scale whose best span is
+    most probable; U puts the union of the two most overlapping scale candidates first, followed by Pm's k - 1 best.
+
+    Args:
+        outputs: the model's dict of masked logits ([B, n], or [B, S, n] for VSLNet-L).
+        video_length: int [B], valid positions per video.
+        k: spans per query; selection: "pm" or "u" (VSLNet-L only).
+    Returns:
+        (start_index, end_index, score), each [B, k].
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    start_probs = tf.nn.softmax(outputs["start_logits"], axis=-1)
+    end_probs = tf.nn.softmax(outputs["end_logits"], axis=-1)
+    mask = tf.sequence_mask(video_length, tf.shape(start_probs)[-1])
+    if start_probs.shape.rank == 2:
+        return top_k_spans(start_probs, end_probs, mask, k)
+    starts, ends, scores = top_k_spans(start_probs, end_probs, mask[:, tf.newaxis], k)
+    scale = tf.math.top_k(scores[..., 0], k=1).indices[..., 0]
+    ranked = tuple(tf.gather(values, scale, batch_dims=1) for values in (starts, ends, scores))
+    if selection == "pm":
+        return ranked
+    union = select_union(starts[..., 0], ends[..., 0], scores[..., 0])
+    return tuple(tf.concat([first[:, tf.newaxis], rest[:, : k - 1]], axis=1) for first, rest in zip(union, ranked))

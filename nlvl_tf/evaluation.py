@@ -1,0 +1,132 @@
+"""Evaluation: predictions of a split, the paper's metrics, and the files `evaluate.py` writes.
+
+Metrics follow reference_spec.md section 6: Rank@k IoU >= mu in percent and mIoU, over every record of the split
+(records with start >= end included, so counts match the paper), plus the per-video-length table of Tables 6-7.
+VSLNet-L gets one set per candidate selection strategy (Pm, U).
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from nlvl_tf import data as data_lib
+from nlvl_tf import decoding
+from nlvl_tf import input_pipeline
+from nlvl_tf import labels
+from nlvl_tf import metrics
+from nlvl_tf import text
+from nlvl_tf import workdir as workdir_lib
+
+MODEL_INPUT_KEYS = ("video_features", "video_length", "word_ids", "char_ids")
+
+
+def selections(config):
+    """The candidate selection strategies evaluated for this model: ("pm", "u") for VSLNet-L, else ("",)."""
+    return decoding.SELECTIONS if config.model == "vslnet_l" else ("",)
+
+
+def make_predict_fn(model, config):
+    """A traced function: batch -> {selection: (start_time, end_time, score)}, each [B, top_k], in seconds."""
+
+    @tf.function
+    def predict(batch):
+        outputs = model({key: batch[key] for key in MODEL_INPUT_KEYS}, training=False)
+        results = {}
+        for selection in selections(config):
+            start, end, score = decoding.ranked_spans(
+                outputs, batch["video_length"], config.top_k, selection or "pm")
+            duration = batch["duration"]
+            start_time, end_time = labels.index_to_time(
+                start, end, duration, batch["video_length"], config.label_method)
+            results[selection] = (start_time, end_time, score)
+        return results
+
+    return predict
+
+
+def predict_split(model, data, encoder, config):
+    """Runs the model over every record of a split, in `input_pipeline.eval_records` order.
+
+    Returns:
+        {selection: (times float64 [Q, top_k, 2], scores float64 [Q, top_k])}.
+    """
+    predict = make_predict_fn(model, config)
+    collected = {selection: ([], []) for selection in selections(config)}
+    for batch in input_pipeline.eval_batches(data, encoder, config):
+        for selection, (start, end, score) in predict(batch).items():
+            collected[selection][0].append(np.stack([start.numpy(), end.numpy()], axis=-1))
+            collected[selection][1].append(score.numpy())
+    return {selection: (np.concatenate(times).astype(np.float64), np.concatenate(scores).astype(np.float64))
+            for selection, (times, scores) in collected.items()}
+
+
+def ground_truth(records):
+    """[Q, 2] ground-truth moments in seconds of `input_pipeline.eval_records`."""
+    return np.array([[r.start_time, r.end_time] for r in records], np.float64)
+
+
+def evaluate_split(model, data, encoder, config):
+    """Predictions and metrics of a split.
+
+    Returns:
+        (records, predictions as `predict_split`, {selection: metrics dict}).
+    """
+    records = input_pipeline.eval_records(data, config)
+    predictions = predict_split(model, data, encoder, config)
+    truth = ground_truth(records)
+    results = {selection: metrics.evaluate(times, truth) for selection, (times, _) in predictions.items()}
+    return records, predictions, results
+
+
+def selected_metrics(results, config):
+    """The metrics that pick the best checkpoint: the only set, or VSLNet-L's `config.vslnet_l_selection` set."""
+    return results[config.vslnet_l_selection] if config.model == "vslnet_l" else results[""]
+
+
+def write_results(directory, records, predictions, results):
+    """Writes metrics.json, length_buckets.json and predictions.jsonl into `directory`.
+
+    metrics.json holds `R1@0.3 ... mIoU` in percent; for VSLNet-L one such object per selection ("pm", "u").
+    predictions.jsonl has one line per record: video_id, query, duration, gt, and the ranked predictions with scores.
+    """
+    os.makedirs(directory, exist_ok=True)
+    truth = ground_truth(records)
+    durations = np.array([r.duration for r in records])
+    video_ids = [r.video_id for r in records]
+    buckets = {selection: metrics.by_video_length(durations, video_ids, times, truth)
+               for selection, (times, _) in predictions.items()}
+    flat = "" in results
+    _write_json(os.path.join(directory, "metrics.json"), results[""] if flat else results)
+    _write_json(os.path.join(directory, "length_buckets.json"), buckets[""] if flat else buckets)
+    with open(os.path.join(directory, "predictions.jsonl"), "w", encoding="utf-8") as f:
+        for index, record in enumerate(records):
+            line = {"video_id": record.video_id, "query": record.query, "duration": record.duration,
+                    "gt": [record.start_time, record.end_time]}
+            for selection, (times, scores) in predictions.items():
+                ranked = [{"start": float(s), "end": float(e), "score": float(p)}
+                          for (s, e), p in zip(times[index], scores[index])]
+                line["predictions" + (f"_{selection}" if selection else "")] = ranked
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def _write_json(path, value):
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(temporary, path)
+
+
+def evaluate_workdir(workdir, split=None, checkpoint="best", data_dir=None):
+    """Evaluates a training workdir's checkpoint on `split` and writes workdir/eval/<split>/ (see `write_results`)."""
+    config, _, model = workdir_lib.load_trained_model(workdir, checkpoint)
+    if data_dir is not None:
+        config.data_dir = data_dir
+    split = split or config.eval_split
+    data = data_lib.load_splits(config, [split])[split]
+    encoder = text.QueryEncoder(os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len,
+                                config.max_word_len)
+    records, predictions, results = evaluate_split(model, data, encoder, config)
+    write_results(os.path.join(workdir, workdir_lib.EVAL_DIR, split), records, predictions, results)
+    return results
