@@ -10,7 +10,7 @@ import tensorflow as tf  # noqa: E402
 
 # Two logical CPU devices let tests run the multi-replica path; they must be configured before TF initialises.
 _cpus = tf.config.list_physical_devices("CPU")
-if _cpus and len(tf.config.list_logical_devices("CPU")) < 2:
+if _cpus:
     try:
         tf.config.set_logical_device_configuration(
             _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
@@ -22,3 +22,19 @@ if _cpus and len(tf.config.list_logical_devices("CPU")) < 2:
 def _seed():
     keras.utils.set_random_seed(1234)
     yield
+
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory):
+    """A TFDS data dir holding the built `nlvl_synthetic/small` dataset (built once per test session)."""
+    import sys
+
+    sys.path.insert(0, os.path.join(REPO, "tfds_builders"))
+    from nlvl_synthetic import nlvl_synthetic_dataset_builder
+
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    nlvl_synthetic_dataset_builder.Builder(config="small", data_dir=data_dir).download_and_prepare()
+    return data_dir

@@ -20,8 +20,13 @@ setuptools.setup(
         "numpy>=1.26",
         "matplotlib>=3.8",
         "tensorboard>=2.20",  # tf.summary writes TensorBoard scalars; TF 2.21 no longer pulls it in
+        # The `tfds` command of tensorflow-datasets 4.9.10 imports these three when it starts, whatever the
+        # subcommand: without them `tfds build` crashes.
+        "apache-beam>=2.70",
+        "mlcroissant>=1.0",
+        "importlib_resources",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "dill"],  # tfds.testing needs dill
     },
 )

@@ -30,7 +30,7 @@ def selections(config):
 def make_predict_fn(model, config):
     """A traced function: batch -> {selection: (start_time, end_time, score)}, each [B, top_k], in seconds."""
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def predict(batch):
         outputs = model({key: batch[key] for key in MODEL_INPUT_KEYS}, training=False)
         results = {}
@@ -46,13 +46,12 @@ def make_predict_fn(model, config):
     return predict
 
 
-def predict_split(model, data, encoder, config):
-    """Runs the model over every record of a split, in `input_pipeline.eval_records` order.
+def predict_split(predict, data, encoder, config):
+    """Runs `predict` (from `make_predict_fn`) over every record of a split, in `input_pipeline.eval_records` order.
 
     Returns:
         {selection: (times float64 [Q, top_k, 2], scores float64 [Q, top_k])}.
     """
-    predict = make_predict_fn(model, config)
     collected = {selection: ([], []) for selection in selections(config)}
     for batch in input_pipeline.eval_batches(data, encoder, config):
         for selection, (start, end, score) in predict(batch).items():
@@ -67,14 +66,15 @@ def ground_truth(records):
     return np.array([[r.start_time, r.end_time] for r in records], np.float64)
 
 
-def evaluate_split(model, data, encoder, config):
-    """Predictions and metrics of a split.
+def evaluate_split(predict, data, encoder, config):
+    """Predictions and metrics of a split; `predict` comes from `make_predict_fn` (made once per model, so
+    repeated evaluations reuse its trace).
 
     Returns:
         (records, predictions as `predict_split`, {selection: metrics dict}).
     """
     records = input_pipeline.eval_records(data, config)
-    predictions = predict_split(model, data, encoder, config)
+    predictions = predict_split(predict, data, encoder, config)
     truth = ground_truth(records)
     results = {selection: metrics.evaluate(times, truth) for selection, (times, _) in predictions.items()}
     return records, predictions, results
@@ -127,6 +127,6 @@ def evaluate_workdir(workdir, split=None, checkpoint="best", data_dir=None):
     data = data_lib.load_splits(config, [split])[split]
     encoder = text.QueryEncoder(os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len,
                                 config.max_word_len)
-    records, predictions, results = evaluate_split(model, data, encoder, config)
+    records, predictions, results = evaluate_split(make_predict_fn(model, config), data, encoder, config)
     write_results(os.path.join(workdir, workdir_lib.EVAL_DIR, split), records, predictions, results)
     return results

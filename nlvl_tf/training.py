@@ -156,6 +156,7 @@ class Trainer:
         self.best_manager = tf.train.CheckpointManager(
             self.best_checkpoint, os.path.join(self.output_dir, workdir_lib.BEST_DIR), max_to_keep=1,
             step_counter=self.optimizer.iterations)
+        self.predict = evaluation.make_predict_fn(self.model, config)
         self.train_step = make_train_step(self.model, self.optimizer, self.strategy, config, self.jit_compile)
         self.writer = tf.summary.create_file_writer(os.path.join(self.output_dir, "tensorboard"))
 
@@ -199,7 +200,7 @@ class Trainer:
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
     def evaluate(self, split):
-        return evaluation.evaluate_split(self.model, self.splits[split], self.encoder, self.config)
+        return evaluation.evaluate_split(self.predict, self.splits[split], self.encoder, self.config)
 
     def _evaluate_and_select(self, step):
         """Evaluates the selection split, keeps the best checkpoint, counts evaluations without improvement."""

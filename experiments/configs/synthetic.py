@@ -12,7 +12,8 @@ VARIANTS = {
     "vslbase": dict(model="vslbase"),
     "vslnet": dict(model="vslnet"),
     "vslnet_l": dict(model="vslnet_l", max_video_len=300, clip_lengths=(60, 75, 100, 150)),
-    "smoke": dict(model="vslnet", max_video_len=64, max_query_len=16, epochs=6, evals_per_epoch=1, **_SMALL_MODEL),
+    "smoke": dict(model="vslnet", max_video_len=64, max_query_len=16, epochs=10, evals_per_epoch=1,
+                  **dict(_SMALL_MODEL, learning_rate=2e-3)),
     "demo": dict(model="vslnet", max_video_len=128, max_query_len=16, epochs=20, **_SMALL_MODEL),
 }
 
