@@ -1,0 +1,28 @@
+"""Exports a trained workdir's best checkpoint as a SavedModel that serves raw text queries.
+
+    python experiments/export.py --workdir=/tmp/run --export_dir=/tmp/export [--top_k=5] [--selection=pm|u]
+"""
+
+import json
+
+from absl import flags
+
+from nlvl_tf import cli
+from nlvl_tf import export
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Where the SavedModel is written.")
+_TOP_K = flags.DEFINE_integer("top_k", 5, "Moments returned per query (K).")
+_SELECTION = flags.DEFINE_enum("selection", "pm", ["pm", "u"], "VSLNet-L candidate selection strategy.")
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to export.")
+
+
+def main(argv):
+    cli.reject_extra_arguments(argv)
+    metadata = export.export(_WORKDIR.value, _EXPORT_DIR.value, _TOP_K.value, _SELECTION.value, _CHECKPOINT.value)
+    print(json.dumps({key: value for key, value in metadata.items() if key != "config"}))
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir", "export_dir"])
+    cli.run(main)

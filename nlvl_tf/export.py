@@ -1,0 +1,230 @@
+"""SavedModel export with raw-text serving signatures, and `Localizer`, the Python API over an export.
+
+The export holds everything between a client's inputs and ranked moments in seconds: the training tokenizer and
+vocabulary (`text.QueryEncoder`, its word lists shipped as assets), the model with its embedding table, resampling to
+n (`features.resample`), decoding (`decoding.ranked_spans`) and index -> seconds (`labels.index_to_time`). A client
+needs TensorFlow only.
+
+Signatures:
+    serving_default(video_features float32 [B, T, D], video_length int32 [B], duration float32 [B], query string [B])
+        -> start_time, end_time, score float32 [B, K], ranked by score.
+    tokenize(query string [B]) -> word_ids int32 [B, M], char_ids int32 [B, M, W] (the training pipeline's ids).
+    metadata() -> metadata: a JSON string (model family, n, feature_dim, vocabulary size, tokenizer version, top_k,
+        selection, the training config).
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from nlvl_tf import decoding
+from nlvl_tf import features as features_lib
+from nlvl_tf import labels
+from nlvl_tf import text
+from nlvl_tf import workdir as workdir_lib
+
+SERVING_OUTPUTS = ("start_time", "end_time", "score")
+
+
+class ServingModule(tf.Module):
+    """The exported graph: see the module docstring for its signatures."""
+
+    def __init__(self, model, encoder, config, top_k, selection, metadata):
+        super().__init__(name="nlvl_localizer")
+        self.model = model
+        self.encoder = encoder
+        self._n = config.max_video_len
+        self._feature_dim = config.video_feature_dim
+        self._top_k = top_k
+        self._selection = selection
+        self._label_method = config.label_method
+        self._include_last = config.resample_include_last
+        self._metadata = json.dumps(metadata, sort_keys=True)
+        dim = self._feature_dim
+        self.serve = tf.function(self._serve, input_signature=[
+            tf.TensorSpec([None, None, dim], tf.float32, name="video_features"),
+            tf.TensorSpec([None], tf.int32, name="video_length"),
+            tf.TensorSpec([None], tf.float32, name="duration"),
+            tf.TensorSpec([None], tf.string, name="query")])
+        self.tokenize = tf.function(self._tokenize, input_signature=[tf.TensorSpec([None], tf.string, name="query")])
+        self.get_metadata = tf.function(self._get_metadata, input_signature=[])
+
+    def _resample_batch(self, video_features, video_length):
+        """Each video's first `video_length` rows resampled to at most n and zero-padded to n; new lengths."""
+
+        def one(args):
+            sequence, length = args
+            resampled = features_lib.resample(sequence[:length], self._n, include_last=self._include_last)
+            padded, _ = features_lib.pad(resampled, self._n)
+            return padded, tf.shape(resampled)[0]
+
+        return tf.map_fn(one, (video_features, video_length), fn_output_signature=(
+            tf.TensorSpec([self._n, self._feature_dim], tf.float32), tf.TensorSpec([], tf.int32)))
+
+    def _serve(self, video_features, video_length, duration, query):
+        checks = [
+            tf.debugging.assert_equal(tf.shape(video_length)[0], tf.shape(video_features)[0],
+                                      message="video_length must have one entry per video"),
+            tf.debugging.assert_equal(tf.shape(duration)[0], tf.shape(video_features)[0],
+                                      message="duration must have one entry per video"),
+            tf.debugging.assert_equal(tf.shape(query)[0], tf.shape(video_features)[0],
+                                      message="query must have one entry per video"),
+            tf.debugging.assert_positive(video_length, message="video_length must be >= 1"),
+            tf.debugging.assert_less_equal(video_length, tf.shape(video_features)[1],
+                                           message="video_length is larger than the feature sequence"),
+            tf.debugging.assert_positive(duration, message="duration must be > 0 seconds"),
+        ]
+        with tf.control_dependencies(checks):
+            resampled, length = self._resample_batch(video_features, video_length)
+        word_ids, char_ids = self.encoder(query)
+        outputs = self.model({"video_features": resampled, "video_length": length, "word_ids": word_ids,
+                              "char_ids": char_ids}, training=False)
+        start, end, score = decoding.ranked_spans(outputs, length, self._top_k, self._selection)
+        start_time, end_time = labels.index_to_time(start, end, duration, length, self._label_method)
+        return {"start_time": tf.cast(start_time, tf.float32), "end_time": tf.cast(end_time, tf.float32),
+                "score": score}
+
+    def _tokenize(self, query):
+        word_ids, char_ids = self.encoder(query)
+        return {"word_ids": word_ids, "char_ids": char_ids}
+
+    def _get_metadata(self):
+        return {"metadata": tf.constant(self._metadata)}
+
+
+def metadata_of(config, vocabulary, top_k, selection):
+    """What the export records about itself (readable through the `metadata` signature)."""
+    return {
+        "model": config.model, "max_video_len": config.max_video_len, "feature_dim": config.video_feature_dim,
+        "vocabulary_size": vocabulary.num_words, "num_chars": vocabulary.num_chars,
+        "tokenizer_version": text.TOKENIZER_VERSION, "top_k": top_k, "selection": selection,
+        "max_query_len": config.max_query_len, "max_word_len": config.max_word_len,
+        "config": json.loads(config.to_json_best_effort()),
+    }
+
+
+def export(workdir, export_dir, top_k=5, selection="pm", checkpoint="best"):
+    """Writes a SavedModel of the workdir's best (or latest) checkpoint to `export_dir`; returns its metadata."""
+    if selection not in decoding.SELECTIONS:
+        raise ValueError(f"selection must be one of {decoding.SELECTIONS}, got {selection!r}")
+    config, vocabulary, model = workdir_lib.load_trained_model(workdir, checkpoint)
+    if not 1 <= top_k <= config.max_video_len * (config.max_video_len + 1) // 2:
+        raise ValueError(f"top_k must be in [1, {config.max_video_len * (config.max_video_len + 1) // 2}], "
+                         f"got {top_k}")
+    return save(model, config, vocabulary, os.path.join(workdir, workdir_lib.VOCABULARY_DIR), export_dir, top_k,
+                selection)
+
+
+def save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5, selection="pm"):
+    """Exports an in-memory model (see `export` for a workdir)."""
+    encoder = text.QueryEncoder(vocabulary_dir, config.max_query_len, config.max_word_len)
+    metadata = metadata_of(config, vocabulary, top_k, selection)
+    module = ServingModule(model, encoder, config, top_k, selection, metadata)
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": module.serve, "tokenize": module.tokenize, "metadata": module.get_metadata})
+    return metadata
+
+
+class Localizer:
+    """Loads an export and answers queries about videos: numpy in, plain Python out.
+
+    >>> localizer = Localizer.load("/path/to/export")
+    >>> localizer.predict(features, duration=31.5, queries=["a person opens the door."], top_k=3)
+    [[{"start": 4.2, "end": 9.8, "score": 0.41}, ...]]
+    """
+
+    def __init__(self, loaded, metadata):
+        self._serve = loaded.signatures["serving_default"]
+        self._loaded = loaded
+        self.metadata = metadata
+
+    @classmethod
+    def load(cls, export_dir):
+        if not os.path.isdir(export_dir):
+            raise FileNotFoundError(f"no SavedModel directory at {export_dir}")
+        loaded = tf.saved_model.load(export_dir)
+        if "metadata" not in loaded.signatures:
+            raise ValueError(f"{export_dir} is a SavedModel but not an nlvl_tf export (no metadata signature)")
+        metadata = json.loads(loaded.signatures["metadata"]()["metadata"].numpy().decode("utf-8"))
+        return cls(loaded, metadata)
+
+    @property
+    def feature_dim(self):
+        return self.metadata["feature_dim"]
+
+    def predict(self, features, duration, queries, top_k=None):
+        """Ranked moments for queries about one video or a batch of videos.
+
+        Args:
+            features: one video's features [T, D], or a list of such arrays (one per query).
+            duration: the video's duration in seconds, or a list (one per video).
+            queries: with one video, a string or a list of strings about it; with a list of videos, one string each.
+            top_k: moments per query, at most the export's K (default K).
+        Returns:
+            For each query, a list of {"start", "end", "score"} dicts (seconds), best first; with one video and one
+            string query, just that list.
+        """
+        top_k = self._check_top_k(top_k)
+        single_query = isinstance(queries, str)
+        videos, durations, query_list = self._as_batch(features, duration, queries)
+        lengths = np.array([len(v) for v in videos], np.int32)
+        padded = np.zeros((len(videos), lengths.max(), self.feature_dim), np.float32)
+        for row, video in enumerate(videos):
+            padded[row, : len(video)] = video
+        outputs = self._serve(video_features=tf.constant(padded), video_length=tf.constant(lengths),
+                              duration=tf.constant(durations, tf.float32), query=tf.constant(query_list))
+        starts, ends, scores = (outputs[key].numpy() for key in SERVING_OUTPUTS)
+        results = [[{"start": float(s), "end": float(e), "score": float(p)}
+                    for s, e, p in zip(starts[i, :top_k], ends[i, :top_k], scores[i, :top_k])]
+                   for i in range(len(query_list))]
+        return results[0] if single_query else results
+
+    def _check_top_k(self, top_k):
+        exported = self.metadata["top_k"]
+        if top_k is None:
+            return exported
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= exported:
+            raise ValueError(f"top_k must be an int in [1, {exported}] (the export's K), got {top_k!r}")
+        return top_k
+
+    def _as_batch(self, features, duration, queries):
+        """Validates the inputs and returns (list of [T, D] float32 arrays, durations, queries), one per query."""
+        if isinstance(features, (list, tuple)):
+            videos = [self._check_features(f, f"features[{i}]") for i, f in enumerate(features)]
+            durations = list(duration) if isinstance(duration, (list, tuple, np.ndarray)) else None
+            if durations is None or len(durations) != len(videos):
+                raise ValueError(f"with {len(videos)} videos, duration must be a list of {len(videos)} numbers")
+            if isinstance(queries, str) or len(queries) != len(videos):
+                raise ValueError(f"with {len(videos)} videos, queries must be a list of {len(videos)} strings")
+            query_list = list(queries)
+        else:
+            video = self._check_features(features, "features")
+            query_list = [queries] if isinstance(queries, str) else list(queries)
+            if not query_list:
+                raise ValueError("queries is empty: give at least one query")
+            videos, durations = [video] * len(query_list), [duration] * len(query_list)
+        for index, value in enumerate(durations):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
+                    or value <= 0:
+                raise ValueError(f"duration must be a positive number of seconds, got {value!r} (video {index})")
+        for index, query in enumerate(query_list):
+            if not isinstance(query, str):
+                raise ValueError(f"query {index} must be a string, got {type(query).__name__}")
+            if not query.strip():
+                raise ValueError(f"query {index} is empty")
+        return videos, np.asarray(durations, np.float64), query_list
+
+    def _check_features(self, features, name):
+        array = np.asarray(features)
+        if array.ndim != 2 or array.shape[1] != self.feature_dim:
+            raise ValueError(f"{name} must have shape [T, {self.feature_dim}] (the model's feature dimension), got "
+                             f"{list(array.shape)}")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{name} must be floating point, got dtype {array.dtype}")
+        if len(array) == 0:
+            raise ValueError(f"{name} has no rows (T = 0)")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} contains NaN or Inf")
+        return array.astype(np.float32)
