@@ -1,5 +1,6 @@
 """The whole loop on the embedded synthetic dataset, on a CPU in minutes: build nlvl_synthetic, train VSLNet,
-evaluate it next to two trivial baselines (a uniformly random span; the training set's mean moment).
+evaluate it next to two trivial baselines (a uniformly random span; the training set's mean moment), export it as
+a SavedModel and answer one query through it.
 
     python experiments/demo.py [--workdir=/tmp/nlvl_demo] [--config.epochs=5 ...]
 """
@@ -20,8 +21,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "/tmp/nlvl_demo", "Where the dataset, 
 
 def main(argv):
     cli.reject_extra_arguments(argv)
-    table = demo.run(_CONFIG.value, _WORKDIR.value, os.path.join(REPO, "tfds_builders"))
-    print(f"\nTest split of nlvl_synthetic/small (percent):\n{table}\n")
+    print("\n" + demo.run(_CONFIG.value, _WORKDIR.value, os.path.join(REPO, "tfds_builders")) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from absl import logging
 
 from nlvl_tf import baselines
 from nlvl_tf import data as data_lib
+from nlvl_tf import export
 from nlvl_tf import input_pipeline
 from nlvl_tf import training
 
@@ -34,8 +35,24 @@ def results_table(model_metrics, baseline_metrics):
     return "\n".join(lines)
 
 
+def answer_one_query(export_dir, config):
+    """Loads the export and localizes the first test video's first query; returns a printable report."""
+    video = next(iter(data_lib.dataset_builder(config).as_dataset(split=config.eval_split).take(1)))
+    annotation = {key: value[0].numpy() for key, value in video["annotations"].items()}
+    query = annotation["query"].decode("utf-8")
+    duration = float(video["duration"])
+    moments = export.Localizer.load(export_dir).predict(video["features"].numpy(), duration, query, top_k=3)
+    lines = [f'Query "{query}" on video {video["video_id"].numpy().decode()} ({duration:.1f} s), answered by '
+             f"the SavedModel in {export_dir}:",
+             f"  ground truth  {annotation['start']:6.2f} - {annotation['end']:6.2f} s"]
+    lines += [f"  prediction {rank}  {m['start']:6.2f} - {m['end']:6.2f} s  (score {m['score']:.3f})"
+              for rank, m in enumerate(moments, 1)]
+    return "\n".join(lines)
+
+
 def run(config, workdir, builders_dir):
-    """Builds the data, trains (resuming if `workdir` holds a run), evaluates; returns the printed table."""
+    """Builds the data, trains (resuming if `workdir` holds a run), evaluates, exports and answers one query
+    through the export; returns the report to print."""
     config.data_dir = config.data_dir or os.path.join(workdir, "tensorflow_datasets")
     logging.info("building nlvl_synthetic/%s into %s", config.dataset_config, config.data_dir)
     build_synthetic(builders_dir, config.data_dir, config.dataset_config)
@@ -44,4 +61,7 @@ def run(config, workdir, builders_dir):
     found = baselines.evaluate_baselines(input_pipeline.eval_records(splits[config.train_split], config),
                                          input_pipeline.eval_records(splits[config.eval_split], config),
                                          seed=config.seed)
-    return results_table(results[""], found)
+    export_dir = os.path.join(workdir, "export")
+    export.export(workdir, export_dir)
+    return f"Test split of {config.dataset}/{config.dataset_config} (percent):\n{results_table(results[''], found)}" \
+        f"\n\n{answer_one_query(export_dir, config)}"

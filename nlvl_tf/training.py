@@ -146,9 +146,12 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
             self.best_value = tf.Variable(-1.0, trainable=False, name="best_value")
             self.evals_without_improvement = tf.Variable(0, trainable=False, name="evals_without_improvement")
+        # Dropout RNG states are Keras variables that tf.train.Checkpoint does not reach through the model; saving
+        # them is what makes a resumed run draw the same dropout masks as an uninterrupted one.
+        rng_states = [v for v in self.model.non_trainable_variables if "seed_generator_state" in v.path]
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, best_value=self.best_value,
-            evals_without_improvement=self.evals_without_improvement)
+            evals_without_improvement=self.evals_without_improvement, rng_states=rng_states)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(self.output_dir, workdir_lib.CHECKPOINTS_DIR), max_to_keep=config.max_checkpoints,
             step_counter=self.optimizer.iterations)

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from nlvl_tf import baselines
+from nlvl_tf import data as data_lib
 from nlvl_tf import input_pipeline
 from nlvl_tf import models
 from nlvl_tf import training
@@ -55,8 +56,6 @@ def smoke_run(synthetic_data_dir, tmp_path_factory):
 def test_smoke_training_beats_both_trivial_baselines_by_20_points(smoke_run, synthetic_data_dir):
     config = workdir_lib.load_config(smoke_run)
     config.data_dir = synthetic_data_dir
-    from nlvl_tf import data as data_lib
-
     splits = data_lib.load_splits(config, ["train", "test"])
     found = baselines.evaluate_baselines(input_pipeline.eval_records(splits["train"], config),
                                          input_pipeline.eval_records(splits["test"], config))

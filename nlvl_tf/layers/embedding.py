@@ -103,12 +103,16 @@ class CharacterCNN(keras.layers.Layer):
     def build(self, input_shape):
         self.char_table = self.add_weight(
             name="char_table", shape=(self.num_chars - 1, self.char_dim), initializer="glorot_uniform")
-        self.convolutions = []
-        for width, channels in zip(self.kernel_widths, self.filters):
+        # Named attributes, not a list: tf.train.Checkpoint does not see layers in Python lists.
+        for index, (width, channels) in enumerate(zip(self.kernel_widths, self.filters)):
             conv = keras.layers.Conv1D(channels, width, padding="valid", activation="relu", name=f"char_conv_{width}")
             conv.build((None, None, self.char_dim))
-            self.convolutions.append(conv)
+            setattr(self, f"char_conv_{index}", conv)
         self.dropout_layer = keras.layers.Dropout(self.dropout)
+
+    @property
+    def convolutions(self):
+        return [getattr(self, f"char_conv_{index}") for index in range(len(self.kernel_widths))]
 
     def call(self, char_ids, training=False):
         char_ids = tf.cast(char_ids, tf.int32)

@@ -106,7 +106,7 @@ class FeatureEncoder(keras.layers.Layer):
         hidden_size = input_shape[-1]
         self.positional_embedding = self.add_weight(
             name="positional_embedding", shape=(self.max_position, hidden_size), initializer="glorot_uniform")
-        self.conv_norms, self.depthwise_convs, self.pointwise_convs = [], [], []
+        # Sub-layers are named attributes, not Python lists: tf.train.Checkpoint does not see layers in lists.
         for i in range(self.num_conv_layers):
             norm = keras.layers.LayerNormalization(epsilon=1e-6, name=f"conv_layer_norm_{i}")
             depthwise = keras.layers.DepthwiseConv1D(
@@ -114,9 +114,9 @@ class FeatureEncoder(keras.layers.Layer):
             pointwise = keras.layers.Dense(hidden_size, activation="relu", name=f"pointwise_conv_{i}")
             for layer in (norm, depthwise, pointwise):
                 layer.build(input_shape)
-            self.conv_norms.append(norm)
-            self.depthwise_convs.append(depthwise)
-            self.pointwise_convs.append(pointwise)
+            setattr(self, f"conv_norm_{i}", norm)
+            setattr(self, f"depthwise_conv_{i}", depthwise)
+            setattr(self, f"pointwise_conv_{i}", pointwise)
         self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="attention_layer_norm")
         self.attention = MultiHeadSelfAttention(self.num_heads, self.dropout, name="self_attention")
         self.feed_forward_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="feed_forward_layer_norm")
@@ -124,6 +124,18 @@ class FeatureEncoder(keras.layers.Layer):
         for layer in (self.attention_norm, self.attention, self.feed_forward_norm, self.feed_forward):
             layer.build(input_shape)
         self.dropout_layer = keras.layers.Dropout(self.dropout)
+
+    @property
+    def conv_norms(self):
+        return [getattr(self, f"conv_norm_{i}") for i in range(self.num_conv_layers)]
+
+    @property
+    def depthwise_convs(self):
+        return [getattr(self, f"depthwise_conv_{i}") for i in range(self.num_conv_layers)]
+
+    @property
+    def pointwise_convs(self):
+        return [getattr(self, f"pointwise_conv_{i}") for i in range(self.num_conv_layers)]
 
     def call(self, inputs, mask, training=False):
         length = inputs.shape[1]
