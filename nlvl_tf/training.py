@@ -186,7 +186,7 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("resumed from %s at step %d", latest, int(self.optimizer.iterations))
+            logging.info("resumed from %s at step %d", latest, int(self.optimizer.iterations.numpy()))
         return latest
 
     def _save_config(self):
@@ -210,7 +210,7 @@ class Trainer:
         _, _, results = self.evaluate(self.selection_split)
         chosen = evaluation.selected_metrics(results, self.config)
         value = chosen[self.config.selection_metric]
-        improved = value > float(self.best_value)
+        improved = value > float(self.best_value.numpy())
         if improved:
             self.best_value.assign(value)
             self.evals_without_improvement.assign(0)
@@ -227,7 +227,7 @@ class Trainer:
         logging.info("step %d %s %s%s", step, self.selection_split, _format_metrics(chosen),
                      " (best)" if improved else "")
         self.manager.save(checkpoint_number=step)
-        return self.config.patience and int(self.evals_without_improvement) >= self.config.patience
+        return self.config.patience and int(self.evals_without_improvement.numpy()) >= self.config.patience
 
     def train(self):
         """Trains to the configured number of epochs (or early stop), resuming from the workdir's last checkpoint."""
@@ -235,8 +235,8 @@ class Trainer:
         self._save_config()
         self._restore()
         eval_every = max(self.steps_per_epoch // max(config.evals_per_epoch, 1), 1)
-        step = int(self.optimizer.iterations)
-        stop = self.config.patience and int(self.evals_without_improvement) >= self.config.patience
+        step = int(self.optimizer.iterations.numpy())
+        stop = self.config.patience and int(self.evals_without_improvement.numpy()) >= self.config.patience
         logging.info("training %s: %d steps (%d per epoch, %d epochs), XLA %s, %d replica(s)", config.model,
                      self.total_steps, self.steps_per_epoch, config.epochs, self.jit_compile,
                      self.strategy.num_replicas_in_sync)
