@@ -15,6 +15,7 @@ import tensorflow as tf
 from nlvl_tf import labels
 from nlvl_tf import losses
 from nlvl_tf.layers import attention
+from nlvl_tf.layers import dropout as dropout_lib
 from nlvl_tf.layers import embedding
 from nlvl_tf.layers import encoder
 from nlvl_tf.layers import highlight
@@ -76,7 +77,7 @@ class VSLNet(keras.Model):
             num_chars, char_dim, char_kernel_widths, char_filters, dropout=dropout,
             name="char_cnn") if use_char_cnn else None
         self.query_projection = keras.layers.Dense(hidden_size, name="query_projection")
-        self.video_dropout = keras.layers.Dropout(dropout)
+        self.video_dropout = dropout_lib.Dropout(dropout)
         self.video_projection = keras.layers.Dense(hidden_size, name="video_projection")
         if encoder_type == "cmf":
             self.feature_encoder = encoder.FeatureEncoder(

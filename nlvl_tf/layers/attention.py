@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from nlvl_tf.layers import dropout
 from nlvl_tf.layers import masking
 
 
@@ -41,7 +42,7 @@ class ContextQueryAttention(keras.layers.Layer):
         self.query_weight = self.add_weight(name="query_weight", shape=(hidden_size, 1), initializer="glorot_uniform")
         self.product_weight = self.add_weight(
             name="product_weight", shape=(1, 1, hidden_size), initializer="glorot_uniform")
-        self.input_dropout = keras.layers.Dropout(self.dropout)
+        self.input_dropout = dropout.Dropout(self.dropout)
         self.output_projection = keras.layers.Dense(hidden_size, use_bias=self.use_bias, name="output_projection")
         self.output_projection.build((*video_shape[:-1], 4 * hidden_size))
 

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nlvl_tf.layers import dropout
+
 PAD_ID = 0
 UNK_ID = 1
 
@@ -46,7 +48,7 @@ class WordEmbedding(keras.layers.Layer):
             initializer=initializer if self.vocabulary_size else "zeros", trainable=False)
         self.unknown_vector = self.add_weight(
             name="unknown_vector", shape=(self.embedding_dim,), initializer="glorot_uniform")
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = dropout.Dropout(self.dropout)
         self._pretrained = None
 
     def call(self, word_ids, training=False):
@@ -108,7 +110,7 @@ class CharacterCNN(keras.layers.Layer):
             conv = keras.layers.Conv1D(channels, width, padding="valid", activation="relu", name=f"char_conv_{width}")
             conv.build((None, None, self.char_dim))
             setattr(self, f"char_conv_{index}", conv)
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = dropout.Dropout(self.dropout)
 
     @property
     def convolutions(self):

@@ -14,6 +14,7 @@ import math
 import keras
 import tensorflow as tf
 
+from nlvl_tf.layers import dropout
 from nlvl_tf.layers import lstm
 from nlvl_tf.layers import masking
 
@@ -49,7 +50,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.value_projection = keras.layers.Dense(hidden_size, name="value")
         for projection in (self.query_projection, self.key_projection, self.value_projection):
             projection.build(input_shape)
-        self.probability_dropout = keras.layers.Dropout(self.dropout)
+        self.probability_dropout = dropout.Dropout(self.dropout)
 
     def call(self, inputs, mask, training=False):
         hidden_size = inputs.shape[-1]
@@ -123,7 +124,7 @@ class FeatureEncoder(keras.layers.Layer):
         self.feed_forward = keras.layers.Dense(hidden_size, name="feed_forward")
         for layer in (self.attention_norm, self.attention, self.feed_forward_norm, self.feed_forward):
             layer.build(input_shape)
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = dropout.Dropout(self.dropout)
 
     @property
     def conv_norms(self):

@@ -127,3 +127,17 @@ def test_dropout_is_active_only_in_training():
     np.testing.assert_array_equal(layer(x, mask).numpy(), layer(x, mask).numpy())
     assert not np.allclose(layer(x, mask, training=True).numpy(), layer(x, mask).numpy())
     assert tf.reduce_all(tf.math.is_finite(layer(x, mask, training=True)))
+
+
+def test_philox_dropout_scales_kept_values_and_drops_about_rate():
+    from nlvl_tf.layers import dropout
+
+    layer = dropout.Dropout(0.25, seed=3)
+    x = np.ones((200, 100), "float32")
+    y = layer(x, training=True).numpy()
+    assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
+    assert abs((y == 0).mean() - 0.25) < 0.02
+    np.testing.assert_array_equal(layer(x).numpy(), x)
+    again = tf.function(lambda v: layer(v, training=True), jit_compile=True)(x).numpy()
+    assert abs((again == 0).mean() - 0.25) < 0.02 and not np.array_equal(again, y)
+    checks.assert_round_trip(dropout.Dropout(0.1, seed=1), lambda d: d(x))
