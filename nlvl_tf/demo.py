@@ -1,4 +1,5 @@
-"""The end-to-end demo on the embedded synthetic dataset: build, train, evaluate against trivial baselines."""
+"""The end-to-end demo on the embedded synthetic dataset: build, train, evaluate against trivial baselines, draw the
+figures."""
 
 import os
 
@@ -8,6 +9,7 @@ from absl import logging
 from nlvl_tf import baselines
 from nlvl_tf import data as data_lib
 from nlvl_tf import export
+from nlvl_tf import figures
 from nlvl_tf import input_pipeline
 from nlvl_tf import training
 
@@ -51,8 +53,8 @@ def answer_one_query(export_dir, config):
 
 
 def run(config, workdir, builders_dir):
-    """Builds the data, trains (resuming if `workdir` holds a run), evaluates, exports and answers one query
-    through the export; returns the report to print."""
+    """Builds the data, trains (resuming if `workdir` holds a run), evaluates, exports, answers one query through the
+    export and draws the figures of the evaluation split (workdir/eval/<split>/plots/); returns the report to print."""
     config.data_dir = config.data_dir or os.path.join(workdir, "tensorflow_datasets")
     logging.info("building nlvl_synthetic/%s into %s", config.dataset_config, config.data_dir)
     build_synthetic(builders_dir, config.data_dir, config.dataset_config)
@@ -63,5 +65,6 @@ def run(config, workdir, builders_dir):
                                          seed=config.seed)
     export_dir = os.path.join(workdir, "export")
     export.export(workdir, export_dir)
+    plots_dir, drawn = figures.write_figures(workdir, config.eval_split, data_dir=config.data_dir)
     return f"Test split of {config.dataset}/{config.dataset_config} (percent):\n{results_table(results[''], found)}" \
-        f"\n\n{answer_one_query(export_dir, config)}"
+        f"\n\n{answer_one_query(export_dir, config)}\n\nFigures in {plots_dir}: {', '.join(sorted(drawn))}"

@@ -118,8 +118,13 @@ def _write_json(path, value):
     os.replace(temporary, path)
 
 
-def evaluate_workdir(workdir, split=None, checkpoint="best", data_dir=None):
-    """Evaluates a training workdir's checkpoint on `split` and writes workdir/eval/<split>/ (see `write_results`)."""
+def load_workdir_split(workdir, split=None, checkpoint="best", data_dir=None):
+    """A workdir's trained model and the split it runs on (evaluation, figures).
+
+    Returns:
+        (config, model, encoder, split name, SplitData); `split` defaults to the config's eval_split and `data_dir`
+        overrides the TFDS data dir recorded in the config.
+    """
     config, _, model = workdir_lib.load_trained_model(workdir, checkpoint)
     if data_dir is not None:
         config.data_dir = data_dir
@@ -127,6 +132,12 @@ def evaluate_workdir(workdir, split=None, checkpoint="best", data_dir=None):
     data = data_lib.load_splits(config, [split])[split]
     encoder = text.QueryEncoder(os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len,
                                 config.max_word_len)
+    return config, model, encoder, split, data
+
+
+def evaluate_workdir(workdir, split=None, checkpoint="best", data_dir=None):
+    """Evaluates a training workdir's checkpoint on `split` and writes workdir/eval/<split>/ (see `write_results`)."""
+    config, model, encoder, split, data = load_workdir_split(workdir, split, checkpoint, data_dir)
     records, predictions, results = evaluate_split(make_predict_fn(model, config), data, encoder, config)
     write_results(os.path.join(workdir, workdir_lib.EVAL_DIR, split), records, predictions, results)
     return results

@@ -192,19 +192,26 @@ class VSLNetL(VSLNet):
     def call(self, batch, training=False):
         video, video_mask, query, query_mask = self.embed(batch, training=training)
         sentence = self.sentence_pooling(query, query_mask) if self.use_highlighting else None
-        padded_length = video.shape[1]
-        max_clips = padded_length // min(self.hyperparameters["clip_lengths"])
-        per_scale = []
-        for clip_length in self.hyperparameters["clip_lengths"]:
-            scale = self._split_attend_concat(
+        clip_lengths = self.hyperparameters["clip_lengths"]
+        max_clips = video.shape[1] // min(clip_lengths)
+        attended, nil_logits, clip_masks = [], [], []
+        for clip_length in clip_lengths:
+            features, logits, clip_mask = self._split_attend_concat(
                 video, video_mask, query, query_mask, clip_length, training=training)
-            attended, nil_logits, clip_mask = scale
-            outputs = self.localize(attended, video_mask, sentence, training=training)
-            pad = [[0, 0], [0, max_clips - nil_logits.shape[1]]]
-            outputs["nil_logits"] = tf.pad(nil_logits, pad)
-            outputs["clip_mask"] = tf.pad(clip_mask, pad)
-            per_scale.append(outputs)
-        return {key: tf.stack([outputs[key] for outputs in per_scale], axis=1) for key in per_scale[0]}
+            attended.append(features)
+            pad = [[0, 0], [0, max_clips - logits.shape[1]]]
+            nil_logits.append(tf.pad(logits, pad))
+            clip_masks.append(tf.pad(clip_mask, pad))
+        # Highlighting and the span predictor share their weights across scales: one pass over the scales stacked
+        # on the batch axis instead of one per scale (one 600-step LSTM loop instead of four at n = 600).
+        num_scales = len(clip_lengths)
+        stacked = self.localize(
+            tf.concat(attended, axis=0), tf.tile(video_mask, [num_scales, 1]),
+            tf.tile(sentence, [num_scales, 1]) if sentence is not None else None, training=training)
+        outputs = {key: tf.stack(tf.split(value, num_scales, axis=0), axis=1) for key, value in stacked.items()}
+        outputs["nil_logits"] = tf.stack(nil_logits, axis=1)
+        outputs["clip_mask"] = tf.stack(clip_masks, axis=1)
+        return outputs
 
     def _split_attend_concat(self, video, video_mask, query, query_mask, clip_length, training=False):
         """One scale: returns re-weighted features [B, n, d], nil logits [B, K] and the clip mask [B, K]."""

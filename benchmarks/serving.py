@@ -1,0 +1,90 @@
+"""Latency and throughput of the exported SavedModel's `serving_default`, raw text in.
+
+Exports a model with the authors' Charades-STA settings (random weights and a 1,300-word vocabulary: speed does not
+depend on the values), loads the SavedModel back and calls the signature with raw query strings and videos ~95% of n
+long. Prints one JSON object on its last line: median and p99 latency, requests and queries per second.
+
+    python benchmarks/serving.py --n=128 --batch_size=1 [--model=vslnet] [--requests=200]
+"""
+
+import json
+import tempfile
+import time
+
+import numpy as np
+from absl import app
+from absl import flags
+
+_MODEL = flags.DEFINE_enum("model", "vslnet", ["vslbase", "vslnet", "vslnet_l"], "Model family.")
+_N = flags.DEFINE_integer("n", 128, "Video length n of the model.")
+_BATCH = flags.DEFINE_integer("batch_size", 1, "Queries (videos) per request.")
+_REQUESTS = flags.DEFINE_integer("requests", 200, "Timed requests (after warm-up).")
+_WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed requests first.")
+
+WORDS = ["person", "opens", "door", "closes", "the", "a", "takes", "book", "from", "shelf", "sits", "on", "chair"]
+
+
+def export_benchmark_model(model_type, n, directory):
+    """Saves a randomly initialised model with the benchmark settings and a synthetic vocabulary; returns the path."""
+    import os
+
+    import train_step
+
+    from nlvl_tf import export
+    from nlvl_tf import models
+    from nlvl_tf import text
+
+    config = train_step.benchmark_config(model_type, n)
+    rng = np.random.default_rng(0)
+    words = tuple(WORDS + [f"word{i}" for i in range(1300 - len(WORDS))])
+    chars = tuple(sorted(set("".join(words))))
+    vocabulary = text.Vocabulary(words, chars, rng.normal(size=(len(words), 300)).astype(np.float32))
+    vocabulary_dir = os.path.join(directory, "vocabulary")
+    vocabulary.save(vocabulary_dir)
+    model = models.build_model(config, len(words), vocabulary.num_chars, vocabulary.vectors)
+    export_dir = os.path.join(directory, "export")
+    export.save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5)
+    return export_dir, config
+
+
+def requests(config, batch_size, count, seed=0):
+    """`count` requests of `batch_size` videos (90-100% of n rows) with 6-12-word raw queries."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    n, dim = config.max_video_len, config.video_feature_dim
+    made = []
+    for _ in range(count):
+        lengths = rng.integers(int(0.9 * n), n + 1, size=batch_size).astype(np.int32)
+        queries = [" ".join(rng.choice(WORDS, size=rng.integers(6, 13))) + "." for _ in range(batch_size)]
+        made.append({"video_features": tf.constant(rng.normal(size=(batch_size, n, dim)).astype(np.float32)),
+                     "video_length": tf.constant(lengths), "duration": tf.constant(lengths / 2.0, tf.float32),
+                     "query": tf.constant(queries)})
+    return made
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as directory:
+        export_dir, config = export_benchmark_model(_MODEL.value, _N.value, directory)
+        serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+        inputs = requests(config, _BATCH.value, _WARMUP.value + _REQUESTS.value)
+        for request in inputs[: _WARMUP.value]:
+            serve(**request)["score"].numpy()
+        latencies = []
+        for request in inputs[_WARMUP.value:]:
+            started = time.perf_counter()
+            serve(**request)["score"].numpy()
+            latencies.append(time.perf_counter() - started)
+    latencies = np.asarray(latencies)
+    median = float(np.median(latencies))
+    print(json.dumps({"benchmark": "serving", "model": _MODEL.value, "n": _N.value, "batch_size": _BATCH.value,
+                      "requests": _REQUESTS.value, "median_ms": 1000 * median,
+                      "p99_ms": 1000 * float(np.percentile(latencies, 99)), "requests_per_s": 1.0 / median,
+                      "queries_per_s": _BATCH.value / median}))
+
+
+if __name__ == "__main__":
+    app.run(main)
