@@ -15,6 +15,8 @@ import numpy as np
 from absl import app
 from absl import flags
 
+import common
+
 _MODEL = flags.DEFINE_enum("model", "vslnet", ["vslbase", "vslnet", "vslnet_l"], "Model family.")
 _N = flags.DEFINE_integer("n", 128, "Video length n of the model.")
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Queries (videos) per request.")
@@ -28,13 +30,11 @@ def export_benchmark_model(model_type, n, directory):
     """Saves a randomly initialised model with the benchmark settings and a synthetic vocabulary; returns the path."""
     import os
 
-    import train_step
-
     from nlvl_tf import export
     from nlvl_tf import models
     from nlvl_tf import text
 
-    config = train_step.benchmark_config(model_type, n)
+    config = common.benchmark_config(model_type, n)
     rng = np.random.default_rng(0)
     words = tuple(WORDS + [f"word{i}" for i in range(1300 - len(WORDS))])
     chars = tuple(sorted(set("".join(words))))
@@ -83,7 +83,7 @@ def main(argv):
     print(json.dumps({"benchmark": "serving", "model": _MODEL.value, "n": _N.value, "batch_size": _BATCH.value,
                       "requests": _REQUESTS.value, "median_ms": 1000 * median,
                       "p99_ms": 1000 * float(np.percentile(latencies, 99)), "requests_per_s": 1.0 / median,
-                      "queries_per_s": _BATCH.value / median}))
+                      "queries_per_s": _BATCH.value / median, "env": common.environment()}))
 
 
 if __name__ == "__main__":

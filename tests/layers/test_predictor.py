@@ -74,3 +74,34 @@ def test_invalid_arguments_are_rejected():
         predictor.ConditionedSpanPredictor(head="transformer")
     with pytest.raises(ValueError, match="units"):
         lstm.UnidirectionalLSTM(0)
+
+
+def test_lstm_gradients_equal_autodiff_of_an_unrolled_lstm():
+    """The hand-written BPTT against TensorFlow's autodiff of a plain unrolled LSTM with the same weights."""
+    import tensorflow as tf
+
+    x, _ = _inputs(length=9)
+    layer = lstm.UnidirectionalLSTM(5)
+    layer(x)
+    kernel, recurrent, bias = layer.kernel, layer.recurrent_kernel, layer.bias
+    x = tf.constant(x)
+    upstream = tf.constant(RNG.normal(size=(2, 9, 5)).astype("float32"))
+
+    def unrolled(inputs):
+        hidden = cell = tf.zeros([2, 5])
+        outputs = []
+        for t in range(inputs.shape[1]):
+            i, f, g, o = tf.split(inputs[:, t] @ kernel + hidden @ recurrent + bias, 4, axis=-1)
+            cell = tf.sigmoid(f) * cell + tf.sigmoid(i) * tf.tanh(g)
+            hidden = tf.sigmoid(o) * tf.tanh(cell)
+            outputs.append(hidden)
+        return tf.stack(outputs, axis=1)
+
+    grads = []
+    for fn in (layer, unrolled):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(fn(x) * upstream)
+        grads.append(tape.gradient(loss, [x, kernel, recurrent, bias]))
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, atol=1e-5)

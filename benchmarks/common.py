@@ -1,0 +1,58 @@
+"""Settings and inputs shared by the benchmark scripts (no flags here: each script defines its own)."""
+
+import os
+import resource
+
+import numpy as np
+
+SCALES = {300: (60, 75, 100, 150), 600: (100, 120, 150, 200), 1200: (200, 240, 300, 400), 128: (32, 64)}
+
+
+def benchmark_config(model, n):
+    """The authors' Charades-STA model settings at length n (VSLNet-L: the paper's scales for n)."""
+    from nlvl_tf import configs
+
+    config = configs.base_config()
+    config.update(dict(model=model, max_video_len=n, max_query_len=20, max_word_len=16, video_feature_dim=1024))
+    config.clip_lengths = SCALES.get(n, (n // 4, n // 2))
+    return config
+
+
+def random_batch(config, batch_size, vocabulary_size, num_chars, seed=0):
+    """Videos 90-100% of n long, queries of 6-12 words: the shape of the authors' benchmark inputs."""
+    from nlvl_tf import labels
+
+    rng = np.random.default_rng(seed)
+    n, m, w = config.max_video_len, config.max_query_len, config.max_word_len
+    lengths = rng.integers(int(0.9 * n), n + 1, size=batch_size).astype(np.int32)
+    word_ids = np.zeros((batch_size, m), np.int32)
+    char_ids = np.zeros((batch_size, m, w), np.int32)
+    for row in range(batch_size):
+        words = rng.integers(6, 13)
+        word_ids[row, :words] = rng.integers(2, vocabulary_size + 2, size=words)
+        char_ids[row, :words, :6] = rng.integers(2, num_chars, size=(words, 6))
+    starts = (lengths * rng.uniform(0, 0.5, size=batch_size)).astype(np.int32)
+    ends = np.minimum(starts + (lengths * rng.uniform(0.1, 0.4, size=batch_size)).astype(np.int32), lengths - 1)
+    highlight = np.stack([labels.highlight_labels(s, e, length, n).numpy()
+                          for s, e, length in zip(starts, ends, lengths)])
+    return {"video_features": rng.normal(size=(batch_size, n, config.video_feature_dim)).astype(np.float32),
+            "video_length": lengths, "word_ids": word_ids, "char_ids": char_ids, "start_index": starts,
+            "end_index": ends, "highlight": highlight.astype(np.float32)}
+
+
+def environment():
+    """Settings that change speed, reported with every figure."""
+    keys = ("GLIBC_TUNABLES", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MALLOC_ARENA_MAX",
+            "LD_PRELOAD", "XLA_FLAGS")
+    return {key: os.environ[key] for key in keys if key in os.environ}
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def summarize(durations, batch_size):
+    durations = np.asarray(durations)
+    median = float(np.median(durations))
+    return {"median_s": median, "p10_s": float(np.percentile(durations, 10)),
+            "p90_s": float(np.percentile(durations, 90)), "samples_per_s": batch_size / median}
