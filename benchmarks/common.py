@@ -56,3 +56,35 @@ def summarize(durations, batch_size):
     median = float(np.median(durations))
     return {"median_s": median, "p10_s": float(np.percentile(durations, 10)),
             "p90_s": float(np.percentile(durations, 90)), "samples_per_s": batch_size / median}
+
+
+def training_step(model_type, n, batch_size, jit_compile, vocabulary_size=1300, num_chars=40):
+    """(config, the trainer's step function, a random batch) for the benchmark settings."""
+    import tensorflow as tf
+
+    from nlvl_tf import models
+    from nlvl_tf import training
+
+    config = benchmark_config(model_type, n)
+    vectors = np.random.default_rng(0).normal(size=(vocabulary_size, 300)).astype(np.float32)
+    model = models.build_model(config, vocabulary_size, num_chars, vectors)
+    optimizer = training.make_optimizer(config, total_steps=10_000)
+    optimizer.build(model.trainable_variables)
+    step = training.make_train_step(model, optimizer, tf.distribute.get_strategy(), config, jit_compile)
+    batch = {key: tf.constant(value)
+             for key, value in random_batch(config, batch_size, vocabulary_size, num_chars).items()}
+    return config, step, batch
+
+
+def time_steps(step, batch, warmup, steps):
+    """Seconds of each of `steps` calls of `step(batch)` after `warmup` untimed ones (the loss is read back)."""
+    import time
+
+    for _ in range(warmup):
+        float(step(batch)["loss"])
+    durations = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        float(step(batch)["loss"])
+        durations.append(time.perf_counter() - started)
+    return durations

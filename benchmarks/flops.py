@@ -61,24 +61,11 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from nlvl_tf import models
-    from nlvl_tf import training
-
-    config = common.benchmark_config(_MODEL.value, _N.value)
-    model = models.build_model(config, 1300, 40, np.zeros((1300, 300), np.float32))
-    optimizer = training.make_optimizer(config, total_steps=10_000)
-    optimizer.build(model.trainable_variables)
-    step = training.make_train_step(model, optimizer, tf.distribute.get_strategy(), config, jit_compile=False)
-    batch = {key: tf.constant(value) for key, value in common.random_batch(config, _BATCH.value, 1300, 40).items()}
+    config, step, batch = common.training_step(_MODEL.value, _N.value, _BATCH.value, jit_compile=False)
     counted = graph_flops(step.get_concrete_function(batch))
     passes = len(config.clip_lengths) if config.model == "vslnet_l" else 1
     total = counted + lstm_recurrence_flops(config, _BATCH.value, passes)
-    float(step(batch)["loss"])
-    durations = []
-    for _ in range(_STEPS.value):
-        started = time.perf_counter()
-        float(step(batch)["loss"])
-        durations.append(time.perf_counter() - started)
+    durations = common.time_steps(step, batch, warmup=1, steps=_STEPS.value)
     median = float(np.median(durations))
     peak = matmul_peak_gflops()
     achieved = total / median / 1e9

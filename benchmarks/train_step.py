@@ -8,9 +8,7 @@ line: median and p10/p90 seconds per step after warm-up, samples/s, peak RSS, an
 """
 
 import json
-import time
 
-import numpy as np
 from absl import app
 from absl import flags
 
@@ -31,26 +29,8 @@ def main(argv):
     if _THREADS.value:
         tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
         tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
-    from nlvl_tf import models
-    from nlvl_tf import training
-
-    config = common.benchmark_config(_MODEL.value, _N.value)
-    vocabulary_size, num_chars = 1300, 40
-    model = models.build_model(config, vocabulary_size, num_chars,
-                               np.random.default_rng(0).normal(size=(vocabulary_size, 300)).astype(np.float32))
-    optimizer = training.make_optimizer(config, total_steps=10_000)
-    optimizer.build(model.trainable_variables)
-    strategy = tf.distribute.get_strategy()
-    step = training.make_train_step(model, optimizer, strategy, config, jit_compile=_XLA.value)
-    batch = {key: tf.constant(value) for key, value in
-             common.random_batch(config, _BATCH.value, vocabulary_size, num_chars).items()}
-    for _ in range(_WARMUP.value):
-        float(step(batch)["loss"])
-    durations = []
-    for _ in range(_STEPS.value):
-        started = time.perf_counter()
-        float(step(batch)["loss"])
-        durations.append(time.perf_counter() - started)
+    _, step, batch = common.training_step(_MODEL.value, _N.value, _BATCH.value, _XLA.value)
+    durations = common.time_steps(step, batch, _WARMUP.value, _STEPS.value)
     result = {"benchmark": "train_step", "model": _MODEL.value, "n": _N.value, "batch_size": _BATCH.value,
               "xla": _XLA.value, "steps": _STEPS.value, **common.summarize(durations, _BATCH.value),
               "peak_rss_mib": common.peak_rss_mib(), "threads": _THREADS.value or "default",
