@@ -16,11 +16,11 @@ line printed is one JSON object.
 
 import json
 
-from absl import app
 from absl import flags
 import numpy as np
 import tensorflow_datasets as tfds
 
+from nlvl_tf import cli
 from nlvl_tf import text
 
 _DATASET = flags.DEFINE_string("dataset", None, "Built dataset name, e.g. charades_sta.")
@@ -101,4 +101,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["dataset", "data_dir"])
-    app.run(main)
+    cli.run(main)

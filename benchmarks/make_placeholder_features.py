@@ -15,9 +15,10 @@ import pathlib
 import sys
 import tempfile
 
-from absl import app
 from absl import flags
 import numpy as np
+
+from nlvl_tf import cli
 
 _TFDS_BUILDERS = pathlib.Path(__file__).resolve().parents[1] / "tfds_builders"
 
@@ -72,4 +73,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["dataset", "annotation_dir", "manual_dir"])
-    app.run(main)
+    cli.run(main)

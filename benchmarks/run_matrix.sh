@@ -7,7 +7,7 @@ out=${1:-results.jsonl}
 for n in 128 300 600 1200; do
   for model in vslbase vslnet vslnet_l; do
     for xla in --noxla --xla; do
-      python train_step.py --model="$model" --n="$n" --batch_size=16 --steps=5 --warmup=2 $xla 2>/dev/null \
+      python train_step.py --model="$model" --n="$n" --batch_size=16 --steps=4 --warmup=2 $xla 2>/dev/null \
         | tail -n 1 >> "$out" || echo "{\"model\": \"$model\", \"n\": $n, \"xla\": \"$xla\", \"error\": true}" >> "$out"
     done
   done

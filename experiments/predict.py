@@ -23,8 +23,10 @@ _LENGTH = flags.DEFINE_integer("length", None, "Use only the first LENGTH featur
 def load_features(path, length):
     try:
         features = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
         raise ValueError(f"--features={path}: cannot read a .npy array ({error})") from error
+    if features.ndim != 2:
+        raise ValueError(f"--features={path}: expected a [T, D] array, got shape {list(features.shape)}")
     if length is not None:
         if not 1 <= length <= len(features):
             raise ValueError(f"--length={length} must be in [1, {len(features)}] (the rows in {path})")

@@ -1,6 +1,7 @@
 """Entry-point plumbing: absl's app.run with user errors reported as one line instead of a traceback."""
 
 import os
+import re
 import sys
 
 from absl import app
@@ -8,6 +9,11 @@ from absl import logging
 
 # Errors a user's input or files cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, UnicodeError)
+# Faults outside the input (a multi_worker peer lost): one line too, with an exit status of their own (3), after which
+# the same command resumes.
+FAULTS = (ConnectionError,)
+USER_ERROR_STATUS = 2
+FAULT_STATUS = 3
 
 
 def reject_extra_arguments(argv):
@@ -15,8 +21,34 @@ def reject_extra_arguments(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
+def _message(error):
+    return error.args[0] if isinstance(error, KeyError) and error.args else error
+
+
+def _report(error, status):
+    if os.environ.get("NLVL_TRACEBACK"):
+        logging.exception("error")
+    print(f"error: {_message(error)}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, with an override of a config key that does not exist (`--config.hiden_size=3`, refused
+    by the locked ConfigDict with an AttributeError) reported as a user error that names the flag."""
+    try:
+        return app.parse_flags_with_usage(argv)
+    except AttributeError as error:
+        key = re.match(r"\W*(\w+)", str(error))
+        flag = key and next((arg for arg in argv[1:] if re.match(rf"--\w+(\.\w+)*\.{key.group(1)}(=|$)", arg)), None)
+        if not flag:
+            raise
+        hint = re.search(r'Did you mean "(\w+)"', str(error))
+        _report(ValueError(f"{flag.split('=')[0]}: the config has no key {key.group(1)!r}"
+                           + (f" (did you mean {hint.group(1)!r}?)" if hint else "")), USER_ERROR_STATUS)
+
+
 def run(main):
-    """`app.run(main)`, printing `error: <message>` and exiting with status 2 on a user error.
+    """`app.run(main)`, printing `error: <message>` and exiting with status 2 on a user error (3 on a fault).
 
     Set NLVL_TRACEBACK=1 to see the full traceback as well.
     """
@@ -25,10 +57,22 @@ def run(main):
         try:
             return main(argv)
         except USER_ERRORS as error:
-            if os.environ.get("NLVL_TRACEBACK"):
-                logging.exception("user error")
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            print(f"error: {message}", file=sys.stderr)
-            sys.exit(2)
+            _report(error, USER_ERROR_STATUS)
+        except FAULTS as error:
+            _report(error, FAULT_STATUS)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=_parse_flags)
+
+
+def report_uncaught_user_errors():
+    """For a command whose main is not ours (`tfds build`): a user error that reaches the top prints as `run` prints
+    it, one `error:` line, instead of a traceback (the exit status stays Python's, 1)."""
+    previous = sys.excepthook
+
+    def hook(kind, error, traceback):
+        if issubclass(kind, USER_ERRORS) and not os.environ.get("NLVL_TRACEBACK"):
+            print(f"error: {_message(error)}", file=sys.stderr)
+        else:
+            previous(kind, error, traceback)
+
+    sys.excepthook = hook

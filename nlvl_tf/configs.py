@@ -73,6 +73,8 @@ def base_config():
     c.max_checkpoints = 2
     c.strategy = "default"  # default | mirrored | multi_worker
     c.num_cpu_replicas = 2  # mirrored on a machine without GPUs: logical CPU devices to spread over
+    c.multi_worker_connect_timeout = 600.0  # seconds for every worker of the cluster to start and connect
+    c.multi_worker_heartbeat_timeout = 30.0  # seconds without a heartbeat before a worker counts as lost
     c.xla = "auto"  # auto (on with GPUs, off on CPU) | true | false
     c.mixed_precision = ""  # "" | mixed_float16 | mixed_bfloat16
     c.seed = 12345

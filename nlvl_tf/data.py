@@ -19,7 +19,7 @@ def dataset_builder(config):
         raise FileNotFoundError(
             f"dataset {name!r} is not built in {config.data_dir or 'the TFDS default data dir'}: run "
             f"`tfds build tfds_builders/{config.dataset} --config={config.dataset_config} "
-            f"--data_dir={config.data_dir or '<dir>'}` first ({error})") from error
+            f"--data_dir={config.data_dir or '<dir>'}` first ({str(error).splitlines()[0]})") from error
     if not builder.is_prepared():
         raise FileNotFoundError(f"dataset {name!r} in {builder.data_dir} is not prepared: run `tfds build "
                                 f"tfds_builders/{config.dataset} --config={config.dataset_config}` first")

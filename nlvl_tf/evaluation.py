@@ -98,24 +98,19 @@ def write_results(directory, records, predictions, results):
     buckets = {selection: metrics.by_video_length(durations, video_ids, times, truth)
                for selection, (times, _) in predictions.items()}
     flat = "" in results
-    _write_json(os.path.join(directory, "metrics.json"), results[""] if flat else results)
-    _write_json(os.path.join(directory, "length_buckets.json"), buckets[""] if flat else buckets)
-    with open(os.path.join(directory, "predictions.jsonl"), "w", encoding="utf-8") as f:
-        for index, record in enumerate(records):
-            line = {"video_id": record.video_id, "query": record.query, "duration": record.duration,
-                    "gt": [record.start_time, record.end_time]}
-            for selection, (times, scores) in predictions.items():
-                ranked = [{"start": float(s), "end": float(e), "score": float(p)}
-                          for (s, e), p in zip(times[index], scores[index])]
-                line["predictions" + (f"_{selection}" if selection else "")] = ranked
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
-
-
-def _write_json(path, value):
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(temporary, path)
+    for name, value in (("metrics.json", results), ("length_buckets.json", buckets)):
+        workdir_lib.write_atomically(os.path.join(directory, name),
+                                     json.dumps(value[""] if flat else value, indent=2, sort_keys=True))
+    lines = []
+    for index, record in enumerate(records):
+        line = {"video_id": record.video_id, "query": record.query, "duration": record.duration,
+                "gt": [record.start_time, record.end_time]}
+        for selection, (times, scores) in predictions.items():
+            ranked = [{"start": float(s), "end": float(e), "score": float(p)}
+                      for (s, e), p in zip(times[index], scores[index])]
+            line["predictions" + (f"_{selection}" if selection else "")] = ranked
+        lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+    workdir_lib.write_atomically(os.path.join(directory, "predictions.jsonl"), "".join(lines))
 
 
 def load_workdir_split(workdir, split=None, checkpoint="best", data_dir=None):

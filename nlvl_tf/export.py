@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import message
 
 from nlvl_tf import decoding
 from nlvl_tf import features as features_lib
@@ -64,7 +65,14 @@ class ServingModule(tf.Module):
             tf.TensorSpec([self._n, self._feature_dim], tf.float32), tf.TensorSpec([], tf.int32)))
 
     def _serve(self, video_features, video_length, duration, query):
+        word_ids, char_ids = self.encoder(query)
+        valid_rows = tf.sequence_mask(video_length, tf.shape(video_features)[1])[:, :, None]
+        not_finite = tf.where(~tf.reduce_all(tf.math.is_finite(video_features) | ~valid_rows, axis=[1, 2]))[:, 0]
+        no_words = tf.where(tf.equal(word_ids[:, 0], text.PAD_ID))[:, 0]
         checks = [
+            tf.debugging.assert_equal(tf.shape(video_features)[2], self._feature_dim,
+                                      message=f"video_features must be [B, T, {self._feature_dim}] (the model's "
+                                              f"feature_dim)"),
             tf.debugging.assert_equal(tf.shape(video_length)[0], tf.shape(video_features)[0],
                                       message="video_length must have one entry per video"),
             tf.debugging.assert_equal(tf.shape(duration)[0], tf.shape(video_features)[0],
@@ -75,10 +83,14 @@ class ServingModule(tf.Module):
             tf.debugging.assert_less_equal(video_length, tf.shape(video_features)[1],
                                            message="video_length is larger than the feature sequence"),
             tf.debugging.assert_positive(duration, message="duration must be > 0 seconds"),
+            tf.debugging.Assert(tf.size(not_finite) == 0, [
+                "video_features has NaN or Inf in the first video_length rows of the videos at batch indices",
+                not_finite]),
+            tf.debugging.Assert(tf.size(no_words) == 0, [
+                "query is empty or blank (no words) at batch indices", no_words]),
         ]
         with tf.control_dependencies(checks):
             resampled, length = self._resample_batch(video_features, video_length)
-        word_ids, char_ids = self.encoder(query)
         outputs = self.model({"video_features": resampled, "video_length": length, "word_ids": word_ids,
                               "char_ids": char_ids}, training=False)
         start, end, score = decoding.ranked_spans(outputs, length, self._top_k, self._selection)
@@ -144,7 +156,11 @@ class Localizer:
     def load(cls, export_dir):
         if not os.path.isdir(export_dir):
             raise FileNotFoundError(f"no SavedModel directory at {export_dir}")
-        loaded = tf.saved_model.load(export_dir)
+        try:
+            loaded = tf.saved_model.load(export_dir)
+        except (OSError, ValueError, IndexError, tf.errors.OpError, message.DecodeError) as error:
+            reason = str(getattr(error, "message", error)).strip().splitlines()[0][:200]
+            raise ValueError(f"{export_dir}: not a readable SavedModel (partial or corrupt?): {reason}") from None
         if "metadata" not in loaded.signatures:
             raise ValueError(f"{export_dir} is a SavedModel but not an nlvl_tf export (no metadata signature)")
         metadata = json.loads(loaded.signatures["metadata"]()["metadata"].numpy().decode("utf-8"))
@@ -214,6 +230,11 @@ class Localizer:
                 raise ValueError(f"query {index} must be a string, got {type(query).__name__}")
             if not query.strip():
                 raise ValueError(f"query {index} is empty")
+            try:
+                query.encode("utf-8")
+            except UnicodeEncodeError as error:  # lone surrogates, e.g. undecodable bytes in a command line
+                raise ValueError(f"query {index} is not valid UTF-8 text ({error.reason} at character "
+                                 f"{error.start}: {query[error.start]!r})") from None
         return videos, np.asarray(durations, np.float64), query_list
 
     def _check_features(self, features, name):

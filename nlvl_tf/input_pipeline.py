@@ -209,6 +209,8 @@ def _check_video(video, feature_dim):
         raise ValueError(f"input pipeline: video {name!r} has no feature rows")
     if not video["duration"] > 0:
         raise ValueError(f"input pipeline: video {name!r} has duration {video['duration']}, expected > 0")
+    if not np.isfinite(video["features"]).all():
+        raise ValueError(f"input pipeline: video {name!r} has NaN or Inf features")
     if feature_dim is not None and video["features"].shape[1] != feature_dim:
         raise ValueError(
             f"input pipeline: video {name!r} has {video['features'].shape[1]}-d features, "

@@ -1,13 +1,26 @@
-"""Process-wide set-up shared by the entry points: seeds, determinism, precision, strategy and XLA choice."""
+"""Process-wide set-up shared by the entry points: seeds, determinism, precision, strategy and XLA choice; the
+bounds that make a lost multi_worker peer an error instead of a hang."""
 
+import contextlib
 import json
 import os
+import re
 
 import keras
 import tensorflow as tf
 from absl import logging
+# No public API sets the coordination service's timeouts: the strategy's own set-up, with bounds (TF is pinned < 2.22).
+from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+from tensorflow.python.distribute import multi_worker_util
+from tensorflow.python.eager import context
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# What a collective op raises when a peer died, hung or never connected (once the coordination service notices).
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)
+
+
+class WorkerLostError(ConnectionError):
+    """A multi_worker peer died, hung or never connected: every worker has to be started again."""
 
 
 def configure(config):
@@ -30,6 +43,7 @@ def make_strategy(config):
         if "TF_CONFIG" not in os.environ:
             raise ValueError("config.strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task)")
         json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here with the JSON error
+        _bound_coordination(config)
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
@@ -66,3 +80,54 @@ def is_chief(strategy):
     if resolver is None or not resolver.task_type:
         return True
     return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def _bound_coordination(config):
+    """Sets up the coordination service as MultiWorkerMirroredStrategy would, with two bounds from the config.
+
+    Every worker of TF_CONFIG's cluster must connect within `multi_worker_connect_timeout` seconds (by default the
+    others would wait forever for one that never starts), and a worker that sends no heartbeat for
+    `multi_worker_heartbeat_timeout` seconds (killed, hung, or its machine gone) makes the others' collective ops fail.
+    A timeout on the collective ops themselves would also fire when one worker is only slower (a long evaluation).
+    """
+    cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job))
+            for job in ("chief", "worker") if job in cluster.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(cluster),
+        coordinated_jobs=jobs, cluster_register_timeout_in_ms=int(1000 * config.multi_worker_connect_timeout),
+        heartbeat_timeout_in_ms=int(1000 * config.multi_worker_heartbeat_timeout))
+    context.context().coordination_service.cluster_register_with_barrier = True  # makes the connect bound hold
+
+
+@contextlib.contextmanager
+def reporting_lost_workers(config, workdir):
+    """Under `multi_worker`, turns the collective-op error of a lost peer into a `WorkerLostError` that says which
+    worker and what to do."""
+    if config.strategy != "multi_worker":
+        yield
+        return
+    try:
+        yield
+    except PEER_ERRORS as error:
+        raise WorkerLostError(
+            f"multi_worker: lost contact with another worker ({_peer_failure(error)}); a worker that dies, hangs or "
+            f"never starts stops them all (config.multi_worker_heartbeat_timeout="
+            f"{config.multi_worker_heartbeat_timeout}, multi_worker_connect_timeout="
+            f"{config.multi_worker_connect_timeout} s). Start every worker again with the same command: training "
+            f"resumes from the last checkpoint in {workdir}") from error
+
+
+def _peer_failure(error):
+    """The useful part of TensorFlow's message: which worker and what happened to it."""
+    message = re.sub(r"\{\{[^}]*\}\}\s*", "", str(getattr(error, "message", error)))
+    message = message.rsplit("Collective ops is aborted by:", 1)[-1]
+    for marker, what in (("stopped sending heartbeats", "stopped sending heartbeats"),
+                         ("Some timed out task names", "never connected")):
+        if marker in message:  # the task names follow the marker
+            tasks = re.match(r"[):\s]*((?:/job:\w+/replica:\d+/task:\d+\s*)*)", message.split(marker, 1)[1])
+            return f"{', '.join(tasks.group(1).split()) or 'a worker'} {what}"
+    if "leader task was preempted/died" in message:
+        return "the leader (the chief, or worker 0), which runs the coordination service, died or cannot be reached"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0].split(". ")[0][:200] if lines else type(error).__name__

@@ -179,20 +179,37 @@ class Trainer:
             return text.Vocabulary.load(self.vocabulary_dir)
         splits = {self.config.train_split: self.splits[self.config.train_split], **self.splits}
         vocabulary = input_pipeline.build_vocabulary(splits, self.config, train_split=self.config.train_split)
-        vocabulary.save(self.vocabulary_dir)
+        # Written aside and renamed, so a run killed while writing leaves no half vocabulary to resume with.
+        partial = f"{self.vocabulary_dir}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        vocabulary.save(partial)
+        shutil.rmtree(self.vocabulary_dir, ignore_errors=True)
+        os.replace(partial, self.vocabulary_dir)
         return vocabulary
 
     def _restore(self):
-        latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("resumed from %s at step %d", latest, int(self.optimizer.iterations.numpy()))
-        return latest
+        """Restores the newest checkpoint that reads back whole; a partial or corrupt one is skipped with a warning
+        (the steps after the one restored are trained again, to the same values). None when there is none yet."""
+        for directory in (self.manager.directory, self.best_manager.directory):
+            workdir_lib.discard_partial_checkpoints(directory)
+        found = workdir_lib.checkpoints_newest_first(self.manager.directory)
+        for path in found:
+            try:
+                workdir_lib.restore(self.checkpoint, path)
+            except workdir_lib.UnreadableCheckpointError as error:
+                logging.warning("%s; trying the one before", error)
+                continue
+            logging.info("resumed from %s at step %d", path, int(self.optimizer.iterations.numpy()))
+            return path
+        if found:
+            raise ValueError(f"no checkpoint in {self.manager.directory} reads back whole ({', '.join(found)} are "
+                             f"partial or corrupt): remove them to train from the start")
+        return None
 
     def _save_config(self):
         if self.chief:
-            with open(os.path.join(self.workdir, workdir_lib.CONFIG_FILE), "w", encoding="utf-8") as f:
-                f.write(self.config.to_json_best_effort(indent=2, sort_keys=True))
+            workdir_lib.write_atomically(os.path.join(self.workdir, workdir_lib.CONFIG_FILE),
+                                         self.config.to_json_best_effort(indent=2, sort_keys=True))
         logging.info("config:\n%s", self.config)
 
     def _distributed_batches(self, epoch, position):
@@ -216,8 +233,9 @@ class Trainer:
             self.evals_without_improvement.assign(0)
             self.best_manager.save(checkpoint_number=step)
             if self.chief:
-                with open(os.path.join(self.workdir, workdir_lib.BEST_DIR, "metrics.json"), "w", encoding="utf-8") as f:
-                    json.dump({"step": step, "split": self.selection_split, "metrics": results}, f, indent=2)
+                workdir_lib.write_atomically(
+                    os.path.join(self.workdir, workdir_lib.BEST_DIR, "metrics.json"),
+                    json.dumps({"step": step, "split": self.selection_split, "metrics": results}, indent=2))
         else:
             self.evals_without_improvement.assign_add(1)
         with self.writer.as_default(step=step):
@@ -272,9 +290,9 @@ class Trainer:
 
     def final_evaluation(self):
         """Restores the best checkpoint and writes the evaluation split's results to workdir/eval/<split>/."""
-        best = self.best_manager.latest_checkpoint
+        best = workdir_lib.checkpoints_newest_first(self.best_manager.directory)
         if best:
-            self.best_checkpoint.restore(best).expect_partial()
+            workdir_lib.restore(self.best_checkpoint, best[0], partial=True)
         records, predictions, results = self.evaluate(self.config.eval_split)
         if self.chief:
             evaluation.write_results(os.path.join(self.workdir, workdir_lib.EVAL_DIR, self.config.eval_split), records,
@@ -296,10 +314,11 @@ def train_and_evaluate(config, workdir):
     Returns:
         The evaluation split's metrics: {selection: {metric: percent}} ("" for VSLNet/VSLBase).
     """
-    trainer = Trainer(config, workdir)
-    trainer.train()
-    results = trainer.final_evaluation()
-    trainer.cleanup()
+    with runtime.reporting_lost_workers(config, workdir):
+        trainer = Trainer(config, workdir)
+        trainer.train()
+        results = trainer.final_evaluation()
+        trainer.cleanup()
     for selection, values in results.items():
         logging.info("%s %s%s", config.eval_split, f"[{selection}] " if selection else "", _format_metrics(values))
     return results

@@ -1,10 +1,14 @@
-"""The layout of a training workdir and reading a trained model back from it (evaluation, export)."""
+"""The layout of a training workdir, reading a trained model back from it (evaluation, export), and the file
+operations that keep a workdir whole when a run is killed at any point."""
 
 import json
 import os
+import re
+import shutil
 
 import ml_collections
 import tensorflow as tf
+from absl import logging
 
 from nlvl_tf import models
 from nlvl_tf import text
@@ -14,6 +18,20 @@ VOCABULARY_DIR = "vocabulary"
 CHECKPOINTS_DIR = "checkpoints"
 BEST_DIR = "best"
 EVAL_DIR = "eval"
+# tf.train.CheckpointManager's file names: <directory>/ckpt-<number>.index (+ .data-*); the number is the step.
+_CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index")
+
+
+class UnreadableCheckpointError(ValueError):
+    """A checkpoint that does not read back whole: partly written, truncated or corrupt."""
+
+
+def write_atomically(path, contents):
+    """Writes a text file so that a reader, or a rerun after a kill, finds the old contents or the new, never part."""
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(contents)
+    os.replace(partial, path)
 
 
 def load_config(workdir):
@@ -22,10 +40,73 @@ def load_config(workdir):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: {workdir!r} is not a training workdir (train.py writes it)")
     with open(path, encoding="utf-8") as f:
-        values = json.load(f)
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{error.lineno}:{error.colno}: not a saved config ({error.msg})") from None
     for key in ("char_kernel_widths", "char_filters", "clip_lengths"):
         values[key] = tuple(values[key])
     return ml_collections.ConfigDict(values)
+
+
+def checkpoints_newest_first(directory):
+    """The checkpoints in `directory` (prefixes `<directory>/ckpt-<step>` with an index file), highest step first.
+
+    Read from the files rather than TF's `checkpoint` state file, so a lost or corrupt state file loses nothing.
+    """
+    if not os.path.isdir(directory):
+        return []
+    steps = [int(match.group(1)) for match in map(_CHECKPOINT_INDEX.fullmatch, os.listdir(directory)) if match]
+    return [os.path.join(directory, f"ckpt-{step}") for step in sorted(steps, reverse=True)]
+
+
+def discard_partial_checkpoints(directory):
+    """Removes the `ckpt-<step>_temp` folders of checkpoint writes that a killed run left unfinished.
+
+    TensorFlow writes a checkpoint into such a folder and renames its files into place when they are whole; a write
+    restarted after a kill does not clear what the killed one left. Call it only while nothing writes there.
+    """
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.endswith("_temp") and _CHECKPOINT_INDEX.fullmatch(name[: -len("_temp")] + ".index"):
+                logging.info("removing %s, a checkpoint write cut short", os.path.join(directory, name))
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def check_checkpoint(path):
+    """Reads every tensor of a checkpoint back (TF checks each one's checksum) without restoring anything.
+
+    Raises:
+        UnreadableCheckpointError naming the checkpoint when a file is missing, truncated or corrupt.
+    """
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)
+    except (tf.errors.OpError, IndexError, ValueError) as error:
+        reason = str(getattr(error, "message", error)).strip().splitlines()[0][:200]
+        raise UnreadableCheckpointError(f"checkpoint {path} is partial or corrupt: {reason}") from None
+
+
+def restore(checkpoint, path, partial=False):
+    """Restores `checkpoint` (a tf.train.Checkpoint) from `path` after `check_checkpoint`.
+
+    Every object of `checkpoint` must be in the file; `partial` allows the file to hold more (e.g. the optimizer).
+
+    Raises:
+        UnreadableCheckpointError (see `check_checkpoint`); ValueError naming the checkpoint when it was written for
+        another model (a config changed since).
+    """
+    check_checkpoint(path)
+    try:
+        status = checkpoint.restore(path)
+        if partial:
+            status = status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        reason = str(error).strip().splitlines()[0][:300]
+        raise ValueError(f"checkpoint {path} does not fit this model (was the config changed since it was "
+                         f"written?): {reason}") from None
 
 
 def load_trained_model(workdir, checkpoint="best"):
@@ -34,8 +115,8 @@ def load_trained_model(workdir, checkpoint="best"):
     vocabulary = text.Vocabulary.load(os.path.join(workdir, VOCABULARY_DIR))
     model = models.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
     directory = os.path.join(workdir, BEST_DIR if checkpoint == "best" else CHECKPOINTS_DIR)
-    path = tf.train.latest_checkpoint(directory)
-    if path is None:
+    found = checkpoints_newest_first(directory)
+    if not found:
         raise FileNotFoundError(f"no {checkpoint} checkpoint in {directory}")
-    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    restore(tf.train.Checkpoint(model=model), found[0], partial=True)
     return config, vocabulary, model

@@ -3,8 +3,10 @@ predict.py validate their inputs; tokenization inside the export equals the trai
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -187,26 +189,37 @@ def test_signature_rejects_a_length_larger_than_the_sequence(localizer):
               query=tf.constant(["door"]))
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--query=  "], "query 0 is empty"),
-    (["--duration=0"], "duration must be a positive number"),
-    (["--length=99"], "--length=99 must be in [1, 20]"),
-    (["--features_dim=5"], "shape [T, 12]"),
+def _run_predict(export_dir, features_path, *arguments):
+    flags = {"--saved_model": str(export_dir), "--features": str(features_path), "--duration": "10", "--query": "door"}
+    flags.update(argument.split("=", 1) for argument in arguments)
+    return subprocess.run([sys.executable, str(REPO / "experiments" / "predict.py"),
+                           *[f"{k}={v}" for k, v in flags.items()]],
+                          capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin",
+                                                                             "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def _truncated_npy(path):
+    np.save(path, np.zeros((20, 12), np.float32))
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+@pytest.mark.parametrize("arguments, write_features, message", [
+    (["--query=  "], None, "query 0 is empty"),
+    (["--duration=0"], None, "duration must be a positive number"),
+    (["--length=99"], None, "--length=99 must be in [1, 20]"),
+    ([], lambda path: np.save(path, np.zeros((20, 5), np.float32)), "shape [T, 12]"),
+    # Bytes that are not UTF-8 reach Python as lone surrogates (os.fsdecode), and are sent back as the same bytes.
+    (["--query=the \udcff\udcfe door"], None, "query 0 is not valid UTF-8 text"),
+    ([], _truncated_npy, "video.npy: cannot read a .npy array"),
+    ([], lambda path: path.write_bytes(b""), "video.npy: cannot read a .npy array"),
+    ([], lambda path: np.save(path, np.zeros(12, np.float32)), "expected a [T, D] array, got shape [12]"),
 ])
-def test_predict_command_line_errors_are_one_line_without_traceback(localizer, tmp_path, arguments, message):
+def test_predict_command_line_errors_are_one_line_without_traceback(localizer, tmp_path, arguments, write_features,
+                                                                    message):
     _, export_dir = localizer
-    dim = 5 if "--features_dim=5" in arguments else 12
-    np.save(tmp_path / "video.npy", np.zeros((20, dim), np.float32))
-    flags = {"--saved_model": str(export_dir), "--features": str(tmp_path / "video.npy"), "--duration": "10",
-             "--query": "door"}
-    for argument in arguments:
-        if not argument.startswith("--features_dim"):
-            key, value = argument.split("=", 1)
-            flags[key] = value
-    result = subprocess.run([sys.executable, str(REPO / "experiments" / "predict.py"),
-                             *[f"{k}={v}" for k, v in flags.items()]],
-                            capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin",
-                                                                              "TF_CPP_MIN_LOG_LEVEL": "3"})
+    path = tmp_path / "video.npy"
+    (write_features or (lambda p: np.save(p, np.zeros((20, 12), np.float32))))(path)
+    result = _run_predict(export_dir, path, *arguments)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -216,11 +229,124 @@ def test_predict_command_line_errors_are_one_line_without_traceback(localizer, t
 def test_predict_command_prints_ranked_json(localizer, tmp_path):
     _, export_dir = localizer
     np.save(tmp_path / "video.npy", np.random.default_rng(2).normal(size=(40, 12)).astype(np.float32))
-    result = subprocess.run([sys.executable, str(REPO / "experiments" / "predict.py"), f"--saved_model={export_dir}",
-                             f"--features={tmp_path / 'video.npy'}", "--duration=20", "--query=the person opens",
-                             "--top_k=3"], capture_output=True, text=True, timeout=300,
-                            env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = _run_predict(export_dir, tmp_path / "video.npy", "--duration=20", "--query=the person opens", "--top_k=3")
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(answer["moments"]) == 3
     assert [m["score"] for m in answer["moments"]] == sorted((m["score"] for m in answer["moments"]), reverse=True)
+
+
+# ------------------------------------------------------------------------------ hostile inputs at serving
+
+@pytest.fixture(scope="module")
+def signatures(localizer):
+    loaded = tf.saved_model.load(str(localizer[1]))
+    return loaded.signatures["serving_default"], loaded.signatures["tokenize"]
+
+
+def _serve_one(serve, features, query, duration=10.0, length=None):
+    outputs = serve(video_features=tf.constant(features[None], tf.float32),
+                    video_length=tf.constant([len(features) if length is None else length], tf.int32),
+                    duration=tf.constant([duration], tf.float32), query=tf.constant([query]))
+    return {key: outputs[key].numpy()[0] for key in export.SERVING_OUTPUTS}
+
+
+def _assert_ranked_moments_inside(answer, duration):
+    assert np.all(np.isfinite(answer["score"])) and np.all(np.diff(answer["score"]) <= 0)
+    assert np.all(0 <= answer["start_time"]) and np.all(answer["start_time"] <= answer["end_time"])
+    assert np.all(answer["end_time"] <= duration + 1e-5)
+
+
+REPEATED = "the person opens the door " * 400  # 10,000 characters, 2,000 words
+
+
+@pytest.mark.parametrize("query, same_as", [
+    ("!!! ?", None),  # punctuation only: punctuation tokens (UNK here), answered
+    ("zyxw qqqq vvvv", None),  # only unknown words: all UNK, answered
+    (REPEATED, " ".join(REPEATED.split()[:10])),  # 10,000 characters: the first M = 10 words count
+    (b"the \xff\xfe door \xc3", "the \ufffd\ufffd door \ufffd"),  # not UTF-8: each bad byte reads as U+FFFD
+])
+def test_signature_answers_hostile_queries(signatures, query, same_as):
+    serve, tokenize = signatures
+    features = np.random.default_rng(3).normal(size=(30, 12)).astype(np.float32)
+    started = time.perf_counter()
+    answer = _serve_one(serve, features, query)
+    assert time.perf_counter() - started < 10
+    _assert_ranked_moments_inside(answer, 10.0)
+    if same_as is not None:
+        expected = _serve_one(serve, features, same_as)
+        for key in export.SERVING_OUTPUTS:
+            np.testing.assert_array_equal(answer[key], expected[key], err_msg=key)
+    word_ids = tokenize(query=tf.constant([query]))["word_ids"].numpy()[0]
+    assert word_ids.shape == (10,) and word_ids[0] != text.PAD_ID
+    if query == "zyxw qqqq vvvv":
+        np.testing.assert_array_equal(word_ids[:3], [text.UNK_ID] * 3)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f, d, q: (np.where(np.arange(30)[:, None] == 4, np.nan, f), d, q), "NaN or Inf .* batch indices.*0"),
+    (lambda f, d, q: (np.where(np.arange(30)[:, None] == 29, np.inf, f), d, q), "NaN or Inf"),
+    (lambda f, d, q: (f, d, ""), "query is empty or blank"),
+    (lambda f, d, q: (f, d, " \n\t "), "query is empty or blank"),
+    (lambda f, d, q: (f, 0.0, q), "duration must be > 0"),
+    (lambda f, d, q: (f, -4.0, q), "duration must be > 0"),
+])
+def test_signature_refuses_what_it_cannot_answer(signatures, change, message):
+    serve, _ = signatures
+    features, duration, query = change(np.zeros((30, 12), np.float32), 10.0, "door")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        _serve_one(serve, features, query, duration)
+
+
+def test_signature_refuses_features_of_another_dimension(signatures):
+    serve, _ = signatures
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"video_features must be \[B, T, 12\]"):
+        serve(video_features=tf.zeros([1, 5, 7]), video_length=tf.constant([5]), duration=tf.constant([2.0]),
+              query=tf.constant(["door"]))
+
+
+def test_signature_ignores_nan_past_video_length(signatures):
+    serve, _ = signatures
+    features = np.random.default_rng(4).normal(size=(30, 12)).astype(np.float32)
+    padded = np.concatenate([features, np.full((5, 12), np.nan, np.float32)])
+    expected = _serve_one(serve, features, "door")
+    answer = _serve_one(serve, padded, "door", length=30)
+    for key in export.SERVING_OUTPUTS:
+        np.testing.assert_array_equal(answer[key], expected[key], err_msg=key)
+
+
+def test_localizer_answers_a_one_row_and_a_100000_row_video(localizer):
+    loc, _ = localizer
+    one = loc.predict(np.ones((1, 12), np.float32), 3.5, "door")
+    assert (one[0]["start"], one[0]["end"]) == (0.0, 3.5) and one[0]["score"] == pytest.approx(1.0)
+    long = np.random.default_rng(5).normal(size=(100_000, 12)).astype(np.float32)
+    started = time.perf_counter()
+    answer = loc.predict(long, 3600.0, "the person opens the door")
+    assert time.perf_counter() - started < 30
+    resampled = features_lib.resample(long, 24).numpy()  # what the export does inside
+    assert answer == loc.predict(resampled, 3600.0, "the person opens the door")
+
+
+@pytest.mark.parametrize("features, query, message", [
+    (np.zeros((0, 12), np.float32), "door", r"features has no rows \(T = 0\)"),
+    (np.zeros((20, 12), np.float32), "the door \udcff", "query 0 is not valid UTF-8 text .* character 9"),
+])
+def test_localizer_refuses_empty_videos_and_text_that_is_not_utf8(localizer, features, query, message):
+    loc, _ = localizer
+    with pytest.raises(ValueError, match=message):
+        loc.predict(features, 10.0, query)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: (d / "saved_model.pb").unlink(),
+    lambda d: (d / "saved_model.pb").write_bytes((d / "saved_model.pb").read_bytes()[:100]),
+    lambda d: (d / "variables" / "variables.data-00000-of-00001").write_bytes(b"\0" * 10),
+    lambda d: (d / "variables" / "variables.index").unlink(),
+])
+def test_localizer_names_a_partial_or_corrupt_export(localizer, tmp_path, damage):
+    _, export_dir = localizer
+    copy = tmp_path / "export"
+    shutil.copytree(export_dir, copy)
+    damage(copy)
+    with pytest.raises(ValueError, match=rf"^{copy}: not a readable SavedModel \(partial or corrupt\?\)"):
+        export.Localizer.load(str(copy))

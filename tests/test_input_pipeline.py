@@ -321,3 +321,27 @@ def test_split_data_is_refused_inside_a_strategy_scope():
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
         with pytest.raises(ValueError, match=r"outside strategy.scope\(\)"):
             input_pipeline.SplitData.from_videos(video_dataset(VIDEOS), make_config())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"duration": 0.0}, "'bad' has duration 0.0, expected > 0"),
+    ({"duration": -2.0}, "'bad' has duration -2.0, expected > 0"),
+    ({"features": np.where(ramp(4) == 2.0, np.nan, ramp(4))}, "'bad' has NaN or Inf features"),
+    ({"features": np.where(ramp(40) == 7.0, np.inf, ramp(40))}, "'bad' has NaN or Inf features"),  # resampled too
+])
+def test_a_video_the_model_cannot_take_is_named(change, message):
+    broken = [*VIDEOS, {**VIDEOS[2], "video_id": "bad", **change}]
+    with pytest.raises(ValueError, match=message):
+        input_pipeline.SplitData.from_videos(video_dataset(broken), make_config())
+
+
+def test_a_one_row_video_is_one_unit_long(encoder):
+    video = {"video_id": "one", "duration": 2.5, "features": ramp(1) + 7.0, "query": ["a man", "the door"],
+             "start": [0.5, 0.0], "end": [1.0, 2.5]}
+    data = input_pipeline.SplitData.from_videos(video_dataset([video]), make_config())
+    assert data.video_length.tolist() == [1]
+    np.testing.assert_array_equal(data.start_index, [0, 0])
+    np.testing.assert_array_equal(data.end_index, [0, 0])
+    batch = next(iter(input_pipeline.eval_batches(data, encoder, make_config())))
+    np.testing.assert_array_equal(batch["video_features"][0], [[7.0, 7.0], [0, 0], [0, 0], [0, 0]])
+    np.testing.assert_array_equal(batch["highlight"], [[1, 0, 0, 0], [1, 0, 0, 0]])

@@ -15,12 +15,18 @@ import abc
 import dataclasses
 import json
 import math
+import sys
 from typing import Any, Iterator, Mapping, Sequence
 
 from absl import logging
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+
+from nlvl_tf import cli
+
+if "tensorflow_datasets.scripts.cli.main" in sys.modules:  # imported by `tfds build`, whose main is not ours
+    cli.report_uncaught_user_errors()
 
 FEATURES_DIR = "features"
 # Times within this many seconds outside [0, duration] are float noise (ActivityNet stores
@@ -67,9 +73,20 @@ def clean_query(text: Any, where: str) -> str:
     return query
 
 
+def read_text(path: epath.Path) -> str:
+    """The text of a UTF-8 annotation file; bytes that are not UTF-8 are an error naming the file and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise AnnotationFormatError(
+            f"{path}:{line}: not UTF-8 text ({error.reason}: byte {data[error.start]:#04x})") from None
+
+
 def text_lines(path: epath.Path) -> Iterator[tuple[str, str]]:
     """Yields (line, where) for each non-blank line of a text annotation file, stripped; where is `file:line`."""
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_number, line in enumerate(read_text(path).splitlines(), start=1):
         if line.strip():
             yield line.strip(), f"{path}:{line_number}"
 
@@ -85,7 +102,7 @@ def split_once(line: str, separator: str, where: str, between: str) -> tuple[str
 def read_json(path: epath.Path) -> Any:
     """Parses a JSON file; a syntax error names the file, line and column."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise AnnotationFormatError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
 
@@ -248,7 +265,7 @@ def load_features(path: epath.Path, feature_dim: int) -> np.ndarray:
     try:
         with path.open("rb") as f:
             array = np.load(f, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
         raise ValueError(f"{path}: cannot read a .npy array: {error}") from None
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{path}: features must be floating point, got dtype {array.dtype}")

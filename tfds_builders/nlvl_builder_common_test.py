@@ -1,6 +1,11 @@
 """The shared parsing rules, clipping, feature checks and annotation-file resolution of the NLVL builders."""
 
 import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
 
 from etils import epath
 import numpy as np
@@ -76,6 +81,16 @@ def test_json_errors_name_file_and_place(tmp_path):
         list(common.json_videos(epath.Path(path)))
 
 
+def test_annotation_bytes_that_are_not_utf8_are_named_with_their_line(tmp_path):
+    path = tmp_path / "charades_sta_train.txt"
+    path.write_bytes("AO8RW 0.0 6.9##a person sits.\nAO8RW 1.0 2.0##a caf\u00e9 ".encode() + b"\xff\xfe door.\n")
+    with pytest.raises(common.AnnotationFormatError, match=rf"^{path}:2: not UTF-8 text \(.*byte 0xff"):
+        list(common.text_lines(epath.Path(path)))
+    path.write_bytes(b'{"v_a": {"duration": 5.0,\n "sentences": ["a \xc3"]}}')
+    with pytest.raises(common.AnnotationFormatError, match=rf"^{path}:2: not UTF-8 text"):
+        common.read_json(epath.Path(path))
+
+
 def test_load_features_casts_to_float32(tmp_path):
     path = epath.Path(tmp_path / "v.npy")
     values = np.arange(6, dtype=np.float64).reshape(3, 2) / 7
@@ -100,11 +115,42 @@ def test_load_features_errors_name_the_file(tmp_path, array, message):
         common.load_features(path, 4)
 
 
-def test_load_features_unreadable_file(tmp_path):
+@pytest.mark.parametrize("damage", [
+    lambda path: path.write_text("not an array"),
+    lambda path: path.write_bytes(b""),  # zero-length file
+    lambda path: path.write_bytes(path.read_bytes()[:60]),  # cut inside the header
+    lambda path: path.write_bytes(path.read_bytes()[:-4]),  # cut inside the data
+])
+def test_load_features_unreadable_file(tmp_path, damage):
     path = epath.Path(tmp_path / "v.npy")
-    path.write_text("not an array")
+    np.save(path, np.ones((3, 4), np.float32))
+    damage(path)
     with pytest.raises(ValueError, match=rf"^{path}: cannot read a .npy array"):
         common.load_features(path, 4)
+
+
+def test_load_features_takes_a_one_row_video(tmp_path):
+    path = epath.Path(tmp_path / "v.npy")
+    np.save(path, np.ones((1, 4), np.float32))
+    np.testing.assert_array_equal(common.load_features(path, 4), np.ones((1, 4)))
+
+
+def test_tfds_build_reports_a_malformed_annotation_in_one_line(tmp_path):
+    """`tfds build` runs TFDS's main, not ours: the builders make its user errors one line too."""
+    dummy = pathlib.Path(__file__).parent / "charades_sta" / "dummy_data"
+    shutil.copytree(dummy / "downloads", tmp_path / "manual")
+    shutil.copytree(dummy / "features", tmp_path / "manual" / "features")
+    with open(tmp_path / "manual" / "charades_sta_train.txt", "a", encoding="utf-8") as f:
+        f.write("AO8RW 0.0 six##a person sits.\n")
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "tfds"), "build", str(dummy.parent),
+         f"--manual_dir={tmp_path / 'manual'}", f"--data_dir={tmp_path / 'data'}"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'manual' / 'charades_sta_train.txt'}:10: end must be a number, got 'six'")
+    assert not (tmp_path / "data" / "charades_sta" / "i3d").exists() or not any(
+        (tmp_path / "data" / "charades_sta" / "i3d").iterdir())
 
 
 class FakeDownloadManager:

@@ -72,3 +72,15 @@ def test_mismatched_lists_name_file_and_video(tmp_path):
     path.write_text(json.dumps({"v_a": {"duration": "9.5", "timestamps": [[0, 4.14]], "sentences": ["x"]}}))
     with pytest.raises(common.AnnotationFormatError, match=rf"^{path}: video 'v_a': duration must be a finite number"):
         anet.read_captions_file(epath.Path(path))
+
+
+def test_negative_reversed_and_overlong_times_are_clipped_counted_and_flagged(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps({"v_a": {"duration": 20.0, "timestamps": [[-2, 5], [7, 3], [4, 30.5]],
+                                        "sentences": ["x", "y", "z"]}}))
+    split = anet.read_captions_file(epath.Path(path))
+    assert split.videos["v_a"].annotations == [
+        common.Annotation("x", 0.0, 5.0, True), common.Annotation("y", 7.0, 3.0, False),
+        common.Annotation("z", 4.0, 20.0, True),
+    ]
+    assert (split.num_start_clipped, split.num_end_clipped, split.num_invalid) == (1, 1, 1)

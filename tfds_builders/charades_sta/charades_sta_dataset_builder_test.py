@@ -78,3 +78,14 @@ def test_malformed_line_names_file_and_line(tmp_path, line, message):
     path.write_text(f"AO8RW 0.0 6.9##a person is putting a book on a shelf.\n\n{line}\n")
     with pytest.raises(common.AnnotationFormatError, match=f"^{path}:3: {message}"):
         charades.read_sta_file(epath.Path(path), {"AO8RW": 33.67})
+
+
+def test_negative_times_are_clipped_counted_and_flagged(tmp_path):
+    path = tmp_path / "charades_sta_train.txt"
+    path.write_text("AO8RW -1.5 6.9##a person sits.\nAO8RW -3.0 -1.0##a person stands.\n")
+    split = charades.read_sta_file(epath.Path(path), {"AO8RW": 33.67})
+    assert split.videos["AO8RW"].annotations == [
+        common.Annotation("a person sits.", 0.0, float(np.float32(6.9)), True),
+        common.Annotation("a person stands.", 0.0, 0.0, False),
+    ]
+    assert (split.num_start_clipped, split.num_end_clipped, split.num_invalid) == (2, 1, 1)

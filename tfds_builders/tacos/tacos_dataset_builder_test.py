@@ -99,3 +99,16 @@ def test_tan_fps_must_be_positive(tmp_path):
     path.write_text('{"s13-d21.avi": {"timestamps": [[1, 2]], "sentences": ["x"], "fps": 0, "num_frames": 9}}')
     with pytest.raises(common.AnnotationFormatError, match=rf"^{path}: video 's13-d21.avi': fps must be > 0"):
         tacos.read_tan_file(epath.Path(path))
+
+
+def test_negative_and_reversed_frames_are_clipped_counted_and_flagged(tmp_path):
+    path = tmp_path / "val.json"
+    path.write_text('{"s13-d21.avi": {"timestamps": [[-30, 294], [600, 300]], "sentences": ["x", "y"], '
+                    '"fps": 29.4, "num_frames": 588}}')
+    annotations = tacos.read_tan_file(epath.Path(path)).videos["s13-d21"].annotations
+    assert [(a.start, a.end, a.moment_valid) for a in annotations] == [
+        (0.0, float(np.float32(294 / 29.4)), True), (20.0, float(np.float32(300 / 29.4)), False)]
+    samples = tmp_path / "TACoS_val_samples.txt"
+    samples.write_text("s13-d21.avi_-30_129:He took out a pan.#\n")
+    split = tacos.read_tall_samples(epath.Path(samples), {"s13-d21": 2955})
+    assert split.videos["s13-d21"].annotations[0].start == 0.0 and split.num_start_clipped == 1
