@@ -76,6 +76,11 @@ def _gather_scale(values, scale):
     return tf.gather(values, scale[..., None], batch_dims=len(scale.shape))[..., 0]
 
 
+def _most_probable_scale(scores):
+    """[B, S] joint probabilities -> [B] index of the largest, ties -> the first scale (Pm)."""
+    return tf.math.top_k(scores, k=1).indices[..., 0]
+
+
 def select_max_probability(starts, ends, scores):
     """VSLNet-L Pm: the scale candidate with the largest joint probability, ties -> the first scale.
 
@@ -85,7 +90,7 @@ def select_max_probability(starts, ends, scores):
         (start_index int32, end_index int32, score float32), each [B].
     """
     scores = tf.convert_to_tensor(scores, tf.float32)
-    scale = tf.math.top_k(scores, k=1).indices[..., 0]
+    scale = _most_probable_scale(scores)
     start = _gather_scale(tf.cast(starts, tf.int32), scale)
     return start, _gather_scale(tf.cast(ends, tf.int32), scale), _gather_scale(scores, scale)
 
@@ -149,7 +154,7 @@ def ranked_spans(outputs, video_length, k, selection="pm"):
     if start_probs.shape.rank == 2:
         return top_k_spans(start_probs, end_probs, mask, k)
     starts, ends, scores = top_k_spans(start_probs, end_probs, mask[:, tf.newaxis], k)
-    scale = tf.math.top_k(scores[..., 0], k=1).indices[..., 0]
+    scale = _most_probable_scale(scores[..., 0])
     ranked = tuple(tf.gather(values, scale, batch_dims=1) for values in (starts, ends, scores))
     if selection == "pm":
         return ranked
