@@ -1,11 +1,14 @@
-"""Dropout drawing its mask with the Philox generator, 16 random bits per value.
+"""Dropout drawing its mask with the Philox generator, 8 random bits per value.
 
 `keras.layers.Dropout` asks TensorFlow for the default stateless algorithm; under XLA on CPU that resolves to
 ThreeFry, which made a jit-compiled VSLNet step 6x slower (0.67 s to draw one [16, 8, 128, 128] attention-dropout mask
-versus 0.009 s with Philox; docs/benchmarks.md). Each 32-bit Philox output also serves two values (a uint16 view):
-drawing the [16, 8, 600, 600] attention-dropout mask of an n = 600 step took 0.14 s instead of 0.26 s with one float
-per value. The rate is rounded to a multiple of 1/65536 and kept values are scaled by the exact keep probability, so
-the layer stays unbiased. The seed state is a Keras `SeedGenerator`, like Keras' own layer.
+versus 0.009 s with Philox; docs/benchmarks.md). Random bits are still the largest cost of dropout: a VSLNet-L step at
+n = 600 draws about 170 million values, so each 32-bit Philox output serves four values (a uint8 view), which took
+0.1 s off that step against two values per output (a uint16 view), and the mask is applied as one multiply by
+0 or 1 / (1 - rate), whose gradient is a single multiply too.
+
+The rate is rounded to a multiple of 1/256 (0.2 -> 51/256 = 0.1992) and kept values are scaled by the exact keep
+probability, so the layer stays unbiased. The seed state is a Keras `SeedGenerator`, like Keras' own layer.
 """
 
 import keras
@@ -38,12 +41,17 @@ class Dropout(keras.layers.Layer):
         shape = tf.shape(inputs)
         size = tf.reduce_prod(shape)
         words = tf.random.stateless_uniform(
-            [(size + 1) // 2], seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
-        draws = tf.reshape(tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size], shape)
-        threshold = min(round(self.rate * 65536), 65535)
-        keep = draws >= tf.constant(threshold, tf.uint16)
-        scale = tf.cast(65536.0 / (65536 - threshold), inputs.dtype)
-        return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
+            [(size + 3) // 4], seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
+        draws = tf.reshape(tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:size], shape)
+        threshold = self.drop_threshold
+        keep = draws >= tf.constant(threshold, tf.uint8)
+        scale = tf.where(keep, tf.constant(256.0 / (256 - threshold), inputs.dtype), tf.constant(0.0, inputs.dtype))
+        return inputs * scale
+
+    @property
+    def drop_threshold(self):
+        """Draws (uniform in 0..255) below this are dropped: the effective rate is drop_threshold / 256."""
+        return min(round(self.rate * 256), 255)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

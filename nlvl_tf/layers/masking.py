@@ -16,8 +16,14 @@ def mask_logits(logits, mask):
 
 
 def masked_softmax(logits, mask, axis=-1):
-    """Softmax over `axis` in float32 that gives zero probability to masked positions."""
-    return tf.nn.softmax(mask_logits(logits, mask), axis=axis)
+    """Softmax over `axis` in float32 that gives zero probability to masked positions.
+
+    The mask enters as an additive bias (0 or MASK_VALUE, shaped like the mask): the sum equals `mask_logits` exactly
+    (|logits| is far below the spacing of float32 around 1e30), and its gradient passes through unchanged, where a
+    select would cost a second full-size select in the backward pass (the [B, h, L, L] attention scores).
+    """
+    bias = tf.where(mask, tf.constant(0.0, tf.float32), tf.constant(MASK_VALUE, tf.float32))
+    return tf.nn.softmax(tf.cast(logits, tf.float32) + bias, axis=axis)
 
 
 def zero_padding(features, mask):

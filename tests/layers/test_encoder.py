@@ -141,3 +141,18 @@ def test_philox_dropout_scales_kept_values_and_drops_about_rate():
     again = tf.function(lambda v: layer(v, training=True), jit_compile=True)(x).numpy()
     assert abs((again == 0).mean() - 0.25) < 0.02 and not np.array_equal(again, y)
     checks.assert_round_trip(dropout.Dropout(0.1, seed=1), lambda d: d(x))
+
+
+def test_dropout_rate_is_rounded_to_256ths_and_the_gradient_is_the_mask():
+    from nlvl_tf.layers import dropout
+
+    layer = dropout.Dropout(0.2, seed=5)
+    assert layer.drop_threshold == 51  # 0.2 * 256 = 51.2
+    x = tf.constant(np.ones((3001, 7), "float32"))  # size not a multiple of 4: the last draw word is cut
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+    scale = np.float32(256 / 205)
+    assert set(np.unique(y.numpy())) == {0.0, scale}
+    assert abs((y.numpy() == 0).mean() - 51 / 256) < 0.01
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), y.numpy())  # d y / d x = the scaled mask (x = 1)

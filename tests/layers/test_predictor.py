@@ -105,3 +105,34 @@ def test_lstm_gradients_equal_autodiff_of_an_unrolled_lstm():
         grads.append(tape.gradient(loss, [x, kernel, recurrent, bias]))
     for got, want in zip(*grads):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("static_batch", [True, False])
+def test_lstm_in_parallel_chunks_equals_one_loop(monkeypatch, static_batch):
+    """A batch cut into chunks of 9, 9 and 7 rows (run side by side on CPUs) gives the numpy LSTM's states and the
+    unchunked gradients, with the batch size static (training) or known only at run time (an exported signature)."""
+    import tensorflow as tf
+
+    x = tf.constant(RNG.normal(size=(25, 6, 4)).astype("float32"))
+    upstream = tf.constant(RNG.normal(size=(25, 6, 3)).astype("float32"))
+    layer = lstm.UnidirectionalLSTM(3)
+    layer(x[:1])
+
+    def states_and_gradients(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            states = layer(inputs)
+            loss = tf.reduce_sum(states * upstream)
+        return states, tape.gradient(loss, [inputs, *layer.trainable_weights])
+
+    signature = [tf.TensorSpec([25 if static_batch else None, 6, 4], tf.float32)]
+    monkeypatch.setattr(lstm, "_parallel_loops", lambda: 1)
+    want_states, want_grads = states_and_gradients(x)
+    monkeypatch.setattr(lstm, "_parallel_loops", lambda: 3)
+    assert lstm._num_chunks(25) == 3
+    states, grads = tf.function(states_and_gradients, input_signature=signature)(x)
+    np.testing.assert_allclose(states, reference.lstm(x.numpy().astype("float64"), *[w.numpy() for w in layer.weights]),
+                               atol=1e-5)
+    np.testing.assert_allclose(states, want_states, atol=1e-6)
+    for got, want in zip(grads, want_grads):
+        np.testing.assert_allclose(got, want, atol=1e-5)
