@@ -162,7 +162,11 @@ def test_localizer_answers_one_video_many_queries_and_a_batch_of_videos(localize
     for moments, duration in zip(batch, durations):
         assert len(moments) == 4
         assert all(0 <= m["start"] <= m["end"] <= duration + 1e-5 for m in moments)
-    assert loc.predict(features[0, :30], 15.0, QUERIES[0], top_k=2) == single[0]
+    # Alone or in a batch, the same answer; up to float rounding, since the export trims query padding to the
+    # batch's longest query.
+    alone = loc.predict(features[0, :30], 15.0, QUERIES[0], top_k=2)
+    for got, want in zip(alone, single[0]):
+        assert got == pytest.approx(want, rel=1e-5)
 
 
 @pytest.mark.parametrize("call, message", [

@@ -94,3 +94,22 @@ def test_pad_zero_fills_and_masks():
 def test_pad_refuses_a_sequence_longer_than_the_length():
     with pytest.raises(tf.errors.InvalidArgumentError, match="more rows than the padded length"):
         features.pad(random_features(6), 5)
+
+
+@pytest.mark.parametrize("include_last", [True, False])
+@pytest.mark.parametrize("num_rows, max_length", [(5, 8), (8, 8), (23, 8), (40, 7)])
+def test_resample_batch_equals_resample_and_pad_per_video(num_rows, max_length, include_last):
+    """The exported model's batched resampling against the per-video functions, with lengths on both sides of n and
+    NaN in the rows past each length (which the export lets callers leave unset)."""
+    rng = np.random.default_rng(num_rows)
+    lengths = np.array(sorted({1, num_rows // 2 + 1, max_length - 1, max_length, max_length + 1, num_rows - 1,
+                               num_rows} & set(range(1, num_rows + 1))), np.int32)
+    batch = rng.normal(size=(len(lengths), num_rows, 3)).astype(np.float32)
+    for row, length in enumerate(lengths):
+        batch[row, length:] = np.nan
+    got, got_lengths = features.resample_batch(batch, lengths, max_length, include_last=include_last)
+    for row, length in enumerate(lengths):
+        want = features.resample(batch[row, :length], max_length, include_last=include_last)
+        want_padded, _ = features.pad(want, max_length)
+        assert got_lengths[row] == want.shape[0]
+        np.testing.assert_allclose(got[row], want_padded, rtol=1e-6, atol=1e-6)
