@@ -20,6 +20,30 @@ from nlvl_tf.layers import masking
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
+class DepthwiseConv1D(keras.layers.DepthwiseConv1D):
+    """`keras.layers.DepthwiseConv1D` with 'same' padding, stride 1 and no bias, run as a 2-D convolution over
+    [B, L, 1, C] instead of Keras' [B, 1, L, C]: oneDNN's filter gradient is 4x faster in that layout (1.2 ms vs
+    4.6 ms at [16, 600, 128]). Same weights and config as the Keras layer.
+
+    Args:
+        kernel_size: window length (odd, so that 'same' is centred).
+    """
+
+    def __init__(self, kernel_size, **kwargs):
+        kwargs.setdefault("padding", "same")
+        kwargs.setdefault("use_bias", False)
+        super().__init__(kernel_size, **kwargs)
+        if (self.padding, self.strides, self.dilation_rate, self.depth_multiplier, self.use_bias,
+                self.data_format) != ("same", (1,), (1,), 1, False, "channels_last"):
+            raise ValueError(f"{self.name}: only padding='same', strides=1, dilation_rate=1, depth_multiplier=1, "
+                             f"use_bias=False and channels_last are supported")
+
+    def call(self, inputs):
+        kernel = tf.cast(self.kernel, inputs.dtype)[:, tf.newaxis]  # [k, C, 1] -> [k, 1, C, 1]
+        return tf.nn.depthwise_conv2d(inputs[:, :, tf.newaxis], kernel, [1, 1, 1, 1], "SAME")[:, :, 0]
+
+
+@keras.saving.register_keras_serializable(package="nlvl_tf")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Multi-head self-attention as in the authors' code: Q/K/V projections with bias, masked keys, no output projection.
 
@@ -119,8 +143,7 @@ class FeatureEncoder(keras.layers.Layer):
         # Sub-layers are named attributes, not Python lists: tf.train.Checkpoint does not see layers in lists.
         for i in range(self.num_conv_layers):
             norm = keras.layers.LayerNormalization(epsilon=1e-6, name=f"conv_layer_norm_{i}")
-            depthwise = keras.layers.DepthwiseConv1D(
-                self.kernel_size, padding="same", use_bias=False, name=f"depthwise_conv_{i}")
+            depthwise = DepthwiseConv1D(self.kernel_size, name=f"depthwise_conv_{i}")
             pointwise = keras.layers.Dense(hidden_size, activation="relu", name=f"pointwise_conv_{i}")
             for layer in (norm, depthwise, pointwise):
                 layer.build(input_shape)

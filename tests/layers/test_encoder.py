@@ -156,3 +156,27 @@ def test_dropout_rate_is_rounded_to_256ths_and_the_gradient_is_the_mask():
     assert set(np.unique(y.numpy())) == {0.0, scale}
     assert abs((y.numpy() == 0).mean() - 51 / 256) < 0.01
     np.testing.assert_array_equal(tape.gradient(y, x).numpy(), y.numpy())  # d y / d x = the scaled mask (x = 1)
+
+
+def test_depthwise_conv_matches_the_keras_layer_and_its_gradients():
+    """The [B, L, 1, C] layout against keras.layers.DepthwiseConv1D with the same kernel: outputs and both gradients."""
+    import keras
+
+    x = tf.constant(RNG.normal(size=(3, 11, 5)).astype("float32"))
+    ours = encoder.DepthwiseConv1D(7)
+    theirs = keras.layers.DepthwiseConv1D(7, padding="same", use_bias=False)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    theirs.kernel.assign(ours.kernel)
+    results = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.range(1.0, 1.0 + y.shape[-1]))
+        results.append([y, *tape.gradient(loss, [x, layer.kernel])])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    checks.assert_round_trip(encoder.DepthwiseConv1D(3), lambda layer: layer(x))
+    with pytest.raises(ValueError, match="padding='same'"):
+        encoder.DepthwiseConv1D(3, strides=2)
