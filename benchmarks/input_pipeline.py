@@ -20,8 +20,9 @@ import time
 
 import ml_collections
 import numpy as np
-from absl import app
 from absl import flags
+
+from nlvl_tf import cli
 
 _DATASET = flags.DEFINE_string("dataset", "nlvl_synthetic", "Built TFDS dataset name.")
 _DATASET_CONFIG = flags.DEFINE_string("dataset_config", "large", "Its builder config.")
@@ -33,7 +34,7 @@ _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs (after one warm-up epo
 
 
 def main(argv):
-    del argv
+    cli.reject_extra_arguments(argv)
     from nlvl_tf import data
     from nlvl_tf import input_pipeline
     from nlvl_tf import text
@@ -78,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

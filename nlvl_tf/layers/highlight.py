@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from nlvl_tf.layers import linear
 from nlvl_tf.layers import masking
 
 
@@ -44,12 +45,9 @@ class QueryGuidedHighlighting(keras.layers.Layer):
         """Dense([v_i; h_Q]) computed as v_i W_v + (h_Q W_q + b): the sentence half once per video instead of at every
         position, and no [B, N, 2d] concatenation (half the projection's multiply-adds)."""
         hidden_size = features.shape[-1]
-        kernel = tf.cast(self.concat_projection.kernel, features.dtype)
-        bias = tf.cast(self.concat_projection.bias, features.dtype)
-        per_video = tf.nn.bias_add(tf.matmul(tf.cast(sentence, features.dtype), kernel[hidden_size:]), bias)
-        per_position = tf.matmul(tf.reshape(features, [-1, hidden_size]), kernel[:hidden_size])
-        per_position = tf.reshape(per_position, tf.shape(features))
-        return per_position + per_video[:, tf.newaxis, :]
+        kernel, bias = self.concat_projection.kernel, self.concat_projection.bias
+        per_video = linear.project(tf.cast(sentence, features.dtype), kernel[hidden_size:], bias)
+        return linear.project(features, kernel[:hidden_size]) + per_video[:, tf.newaxis, :]
 
     def get_config(self):
         return {**super().get_config(), "project_concat": self.project_concat}

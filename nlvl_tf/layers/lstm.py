@@ -19,6 +19,8 @@ import os
 import keras
 import tensorflow as tf
 
+from nlvl_tf.layers import linear
+
 # Rows per chunk below which a batch is not cut: smaller loops cost more in launches than they gain.
 MIN_CHUNK_ROWS = 8
 
@@ -207,13 +209,9 @@ class UnidirectionalLSTM(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(4 * units,), initializer=unit_forget_bias)
 
     def call(self, inputs):
-        kernel = tf.cast(self.kernel, inputs.dtype)
-        recurrent_kernel = tf.cast(self.recurrent_kernel, inputs.dtype)
         # One [B L, d] x [d, 4u] GEMM; an einsum straight to time-major [L, B, 4u] ran 2x slower with its transposes.
-        batch, steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
-        projected = tf.nn.bias_add(tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel),
-                                   tf.cast(self.bias, inputs.dtype))
-        return _recurrence(tf.reshape(projected, [batch, steps, 4 * self.units]), recurrent_kernel)
+        projected = linear.project(inputs, self.kernel, self.bias)
+        return _recurrence(projected, tf.cast(self.recurrent_kernel, inputs.dtype))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
