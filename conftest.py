@@ -13,7 +13,8 @@ _cpus = tf.config.list_physical_devices("CPU")
 if _cpus:
     try:
         tf.config.set_logical_device_configuration(
-            _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+            _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+        )
     except RuntimeError:
         pass  # already initialised by an earlier import; multi-replica tests skip themselves then
 

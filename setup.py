@@ -5,7 +5,7 @@ import setuptools
 setuptools.setup(
     name="nlvl-tf",
     version="0.1.0",
-    description="Span-based natural language video localization (VSLBase, VSLNet, VSLNet-L) for TensorFlow 2 / Keras 3.",
+    description="Span-based natural language video localization (VSLBase, VSLNet, VSLNet-L) in TensorFlow 2 / Keras 3.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["nlvl_tf", "nlvl_tf.*"]),
@@ -27,6 +27,6 @@ setuptools.setup(
         "importlib_resources",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "dill"],  # tfds.testing needs dill
+        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6"],  # tfds.testing needs dill
     },
 )

@@ -33,17 +33,31 @@ def random_batch(config, batch_size, vocabulary_size, num_chars, seed=0):
         char_ids[row, :words, :6] = rng.integers(2, num_chars, size=(words, 6))
     starts = (lengths * rng.uniform(0, 0.5, size=batch_size)).astype(np.int32)
     ends = np.minimum(starts + (lengths * rng.uniform(0.1, 0.4, size=batch_size)).astype(np.int32), lengths - 1)
-    highlight = np.stack([labels.highlight_labels(s, e, length, n).numpy()
-                          for s, e, length in zip(starts, ends, lengths)])
-    return {"video_features": rng.normal(size=(batch_size, n, config.video_feature_dim)).astype(np.float32),
-            "video_length": lengths, "word_ids": word_ids, "char_ids": char_ids, "start_index": starts,
-            "end_index": ends, "highlight": highlight.astype(np.float32)}
+    highlight = np.stack(
+        [labels.highlight_labels(s, e, length, n).numpy() for s, e, length in zip(starts, ends, lengths)]
+    )
+    return {
+        "video_features": rng.normal(size=(batch_size, n, config.video_feature_dim)).astype(np.float32),
+        "video_length": lengths,
+        "word_ids": word_ids,
+        "char_ids": char_ids,
+        "start_index": starts,
+        "end_index": ends,
+        "highlight": highlight.astype(np.float32),
+    }
 
 
 def environment():
     """Settings that change speed, reported with every figure."""
-    keys = ("GLIBC_TUNABLES", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MALLOC_ARENA_MAX",
-            "LD_PRELOAD", "XLA_FLAGS")
+    keys = (
+        "GLIBC_TUNABLES",
+        "TF_ENABLE_ONEDNN_OPTS",
+        "OMP_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+        "MALLOC_ARENA_MAX",
+        "LD_PRELOAD",
+        "XLA_FLAGS",
+    )
     return {key: os.environ[key] for key in keys if key in os.environ}
 
 
@@ -54,16 +68,19 @@ def peak_rss_mib():
 def summarize(durations, batch_size):
     durations = np.asarray(durations)
     median = float(np.median(durations))
-    return {"median_s": median, "p10_s": float(np.percentile(durations, 10)),
-            "p90_s": float(np.percentile(durations, 90)), "samples_per_s": batch_size / median}
+    return {
+        "median_s": median,
+        "p10_s": float(np.percentile(durations, 10)),
+        "p90_s": float(np.percentile(durations, 90)),
+        "samples_per_s": batch_size / median,
+    }
 
 
 def training_step(model_type, n, batch_size, jit_compile, vocabulary_size=1300, num_chars=40):
     """(config, the trainer's step function, a random batch) for the benchmark settings."""
     import tensorflow as tf
 
-    from nlvl_tf import models
-    from nlvl_tf import training
+    from nlvl_tf import models, training
 
     config = benchmark_config(model_type, n)
     vectors = np.random.default_rng(0).normal(size=(vocabulary_size, 300)).astype(np.float32)
@@ -71,8 +88,9 @@ def training_step(model_type, n, batch_size, jit_compile, vocabulary_size=1300, 
     optimizer = training.make_optimizer(config, total_steps=10_000)
     optimizer.build(model.trainable_variables)
     step = training.make_train_step(model, optimizer, tf.distribute.get_strategy(), config, jit_compile)
-    batch = {key: tf.constant(value)
-             for key, value in random_batch(config, batch_size, vocabulary_size, num_chars).items()}
+    batch = {
+        key: tf.constant(value) for key, value in random_batch(config, batch_size, vocabulary_size, num_chars).items()
+    }
     return config, step, batch
 
 

@@ -16,12 +16,11 @@ line printed is one JSON object.
 
 import json
 
-from absl import flags
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import flags
 
-from nlvl_tf import cli
-from nlvl_tf import text
+from nlvl_tf import cli, text
 
 _DATASET = flags.DEFINE_string("dataset", None, "Built dataset name, e.g. charades_sta.")
 _CONFIG = flags.DEFINE_string("config", None, "Builder config (default: the first one built).")
@@ -29,16 +28,42 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir the dataset was
 
 # Table 1 of the paper; videos/annotations per split (no entry: the paper shows "-").
 PAPER = {
-    "charades_sta": dict(videos={"train": 5338, "test": 1334}, annotations={"train": 12408, "test": 3720},
-                         vocab=1303, video_s=30.59, query_tokens=7.22, moment_s=8.22, moment_std_s=3.59),
-    "activitynet_captions": dict(videos={"train": 10009, "test": 4917}, annotations={"train": 37421, "test": 17505},
-                                 vocab=12460, video_s=117.61, query_tokens=14.78, moment_s=36.18, moment_std_s=40.18),
-    "tacos/tan": dict(videos={"train": 75, "validation": 27, "test": 25},
-                      annotations={"train": 9790, "validation": 4436, "test": 4001},
-                      vocab=1983, video_s=287.14, query_tokens=9.42, moment_s=25.26, moment_std_s=50.71),
-    "tacos/org": dict(videos={"train": 75, "validation": 27, "test": 25},
-                      annotations={"train": 10146, "validation": 4589, "test": 4083},
-                      vocab=2033, video_s=287.14, query_tokens=10.05, moment_s=5.45, moment_std_s=7.56),
+    "charades_sta": dict(
+        videos={"train": 5338, "test": 1334},
+        annotations={"train": 12408, "test": 3720},
+        vocab=1303,
+        video_s=30.59,
+        query_tokens=7.22,
+        moment_s=8.22,
+        moment_std_s=3.59,
+    ),
+    "activitynet_captions": dict(
+        videos={"train": 10009, "test": 4917},
+        annotations={"train": 37421, "test": 17505},
+        vocab=12460,
+        video_s=117.61,
+        query_tokens=14.78,
+        moment_s=36.18,
+        moment_std_s=40.18,
+    ),
+    "tacos/tan": dict(
+        videos={"train": 75, "validation": 27, "test": 25},
+        annotations={"train": 9790, "validation": 4436, "test": 4001},
+        vocab=1983,
+        video_s=287.14,
+        query_tokens=9.42,
+        moment_s=25.26,
+        moment_std_s=50.71,
+    ),
+    "tacos/org": dict(
+        videos={"train": 75, "validation": 27, "test": 25},
+        annotations={"train": 10146, "validation": 4589, "test": 4083},
+        vocab=2033,
+        video_s=287.14,
+        query_tokens=10.05,
+        moment_s=5.45,
+        moment_std_s=7.56,
+    ),
 }
 # Splits pooled for the vocabulary and mean lengths; unlisted datasets pool every split.
 POOLS = {"charades_sta": ("train", "test"), "activitynet_captions": ("train", "test")}
@@ -49,8 +74,12 @@ def read_split(builder, split):
     """[(video_id, duration, queries, moment lengths)] of a split, without decoding the features."""
     dataset = builder.as_dataset(split=split, decoders={"features": tfds.decode.SkipDecoding()})
     return [
-        (ex["video_id"].decode(), float(ex["duration"]), [q.decode() for q in ex["annotations"]["query"]],
-         ex["annotations"]["end"] - ex["annotations"]["start"])
+        (
+            ex["video_id"].decode(),
+            float(ex["duration"]),
+            [q.decode() for q in ex["annotations"]["query"]],
+            ex["annotations"]["end"] - ex["annotations"]["start"],
+        )
         for ex in tfds.as_numpy(dataset)
     ]
 

@@ -11,11 +11,9 @@ Prints one JSON object on its last line.
 import json
 import time
 
-import numpy as np
-from absl import app
-from absl import flags
-
 import common
+import numpy as np
+from absl import app, flags
 
 _MODEL = flags.DEFINE_enum("model", "vslnet", ["vslbase", "vslnet", "vslnet_l"], "Model family.")
 _N = flags.DEFINE_integer("n", 128, "Video length n.")
@@ -36,7 +34,7 @@ def matmul_peak_gflops(size=2048, repeats=10):
         started = time.perf_counter()
         matmul().numpy()
         best = min(best, time.perf_counter() - started)
-    return 2 * size ** 3 / best / 1e9
+    return 2 * size**3 / best / 1e9
 
 
 def graph_flops(concrete_function):
@@ -59,7 +57,6 @@ def lstm_recurrence_flops(config, batch_size, num_passes):
 
 def main(argv):
     del argv
-    import tensorflow as tf
 
     config, step, batch = common.training_step(_MODEL.value, _N.value, _BATCH.value, jit_compile=False)
     counted = graph_flops(step.get_concrete_function(batch))
@@ -69,10 +66,23 @@ def main(argv):
     median = float(np.median(durations))
     peak = matmul_peak_gflops()
     achieved = total / median / 1e9
-    print(json.dumps({"benchmark": "flops", "model": _MODEL.value, "n": _N.value, "batch_size": _BATCH.value,
-                      "gflops_per_step": total / 1e9, "profiler_counted_gflops": counted / 1e9,
-                      "median_step_s": median, "achieved_gflops_per_s": achieved, "matmul_peak_gflops_per_s": peak,
-                      "fraction_of_peak": achieved / peak, "env": common.environment()}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "flops",
+                "model": _MODEL.value,
+                "n": _N.value,
+                "batch_size": _BATCH.value,
+                "gflops_per_step": total / 1e9,
+                "profiler_counted_gflops": counted / 1e9,
+                "median_step_s": median,
+                "achieved_gflops_per_s": achieved,
+                "matmul_peak_gflops_per_s": peak,
+                "fraction_of_peak": achieved / peak,
+                "env": common.environment(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

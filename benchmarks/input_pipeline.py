@@ -35,15 +35,22 @@ _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs (after one warm-up epo
 
 def main(argv):
     cli.reject_extra_arguments(argv)
-    from nlvl_tf import data
-    from nlvl_tf import input_pipeline
-    from nlvl_tf import text
+    from nlvl_tf import data, input_pipeline, text
 
-    config = ml_collections.ConfigDict({
-        "dataset": _DATASET.value, "dataset_config": _DATASET_CONFIG.value, "data_dir": _DATA_DIR.value or "",
-        "video_feature_dim": 0, "max_video_len": _N.value, "max_query_len": 30, "max_word_len": 16,
-        "batch_size": _BATCH.value, "word_dim": 50, "min_char_count": 1,
-    })
+    config = ml_collections.ConfigDict(
+        {
+            "dataset": _DATASET.value,
+            "dataset_config": _DATASET_CONFIG.value,
+            "data_dir": _DATA_DIR.value or "",
+            "video_feature_dim": 0,
+            "max_video_len": _N.value,
+            "max_query_len": 30,
+            "max_word_len": 16,
+            "batch_size": _BATCH.value,
+            "word_dim": 50,
+            "min_char_count": 1,
+        }
+    )
     started = time.perf_counter()
     split = data.load_splits(config, [_SPLIT.value])[_SPLIT.value]
     read_seconds = time.perf_counter() - started
@@ -61,21 +68,27 @@ def main(argv):
                 setup_seconds.append(first_batch - started)
                 epoch_seconds.append(time.perf_counter() - started)
     steady_seconds = sum(epoch_seconds) - sum(setup_seconds)
-    print(json.dumps({
-        "benchmark": "input_pipeline",
-        "dataset": f"{config.dataset}/{config.dataset_config}",
-        "split": _SPLIT.value,
-        "videos": len(split.video_id),
-        "records": split.num_records,
-        "batch_size": config.batch_size,
-        "max_video_len": config.max_video_len,
-        "feature_dim": config.video_feature_dim,
-        "cpu_count": os.cpu_count(),
-        "read_ms_per_video": round(1000 * read_seconds / len(split.video_id), 3),
-        "epoch_setup_ms": round(1000 * np.mean(setup_seconds), 1),
-        "steady_ms_per_example": round(1000 * steady_seconds / ((examples - config.batch_size) * _EPOCHS.value), 4),
-        "examples_per_second": round(examples * _EPOCHS.value / sum(epoch_seconds), 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "input_pipeline",
+                "dataset": f"{config.dataset}/{config.dataset_config}",
+                "split": _SPLIT.value,
+                "videos": len(split.video_id),
+                "records": split.num_records,
+                "batch_size": config.batch_size,
+                "max_video_len": config.max_video_len,
+                "feature_dim": config.video_feature_dim,
+                "cpu_count": os.cpu_count(),
+                "read_ms_per_video": round(1000 * read_seconds / len(split.video_id), 3),
+                "epoch_setup_ms": round(1000 * np.mean(setup_seconds), 1),
+                "steady_ms_per_example": round(
+                    1000 * steady_seconds / ((examples - config.batch_size) * _EPOCHS.value), 4
+                ),
+                "examples_per_second": round(examples * _EPOCHS.value / sum(epoch_seconds), 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,18 +19,19 @@ import tempfile
 import threading
 import time
 
+import common
 import numpy as np
+import serving
 from absl import flags
 
-import common
-import serving
 from nlvl_tf import cli
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An export to load (default: export serving.py's model).")
 _THREADS = flags.DEFINE_integer("threads", 8, "Threads calling at once.", lower_bound=1)
 _PER_THREAD = flags.DEFINE_integer("requests_per_thread", 200, "Requests each thread makes.", lower_bound=1)
-_INPUTS = flags.DEFINE_integer("inputs", 64, "Distinct (video, query) inputs the requests cycle through.",
-                               lower_bound=1)
+_INPUTS = flags.DEFINE_integer(
+    "inputs", 64, "Distinct (video, query) inputs the requests cycle through.", lower_bound=1
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the inputs.")
 
 
@@ -55,8 +56,12 @@ def callers(export_dir):
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
 
     def signature(features, duration, query):
-        outputs = serve(video_features=tf.constant(features[None]), video_length=tf.constant([len(features)]),
-                        duration=tf.constant([duration], tf.float32), query=tf.constant([query]))
+        outputs = serve(
+            video_features=tf.constant(features[None]),
+            video_length=tf.constant([len(features)]),
+            duration=tf.constant([duration], tf.float32),
+            query=tf.constant([query]),
+        )
         return tuple(outputs[key].numpy().tobytes() for key in export.SERVING_OUTPUTS)
 
     return {"localizer": localizer.predict, "signature": signature}, localizer.metadata
@@ -103,26 +108,43 @@ def measure(call, inputs, threads, per_thread):
     sequential_s = time.perf_counter() - began
     seconds, latencies, errors, mismatches = under_load(call, inputs, expected, threads, per_thread)
     latencies = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
-    return {"requests": threads * per_thread, "errors": len(errors), "first_error": errors[0] if errors else None,
-            "mismatches": len(mismatches) + sum(a != b for a, b in zip(again, expected)),
-            "requests_per_s": round(threads * per_thread / seconds, 1),
-            "p50_ms": round(float(np.percentile(latencies, 50)), 2),
-            "p99_ms": round(float(np.percentile(latencies, 99)), 2),
-            "sequential_requests_per_s": round(len(inputs) / sequential_s, 1)}
+    return {
+        "requests": threads * per_thread,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "mismatches": len(mismatches) + sum(a != b for a, b in zip(again, expected)),
+        "requests_per_s": round(threads * per_thread / seconds, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "sequential_requests_per_s": round(len(inputs) / sequential_s, 1),
+    }
 
 
 def main(argv):
     del argv
     with tempfile.TemporaryDirectory() as directory:
-        export_dir = _SAVED_MODEL.value or serving.export_benchmark_model(flags.FLAGS.model, flags.FLAGS.n,
-                                                                          directory)[0]
+        export_dir = (
+            _SAVED_MODEL.value or serving.export_benchmark_model(flags.FLAGS.model, flags.FLAGS.n, directory)[0]
+        )
         calls, metadata = callers(export_dir)
         inputs = make_inputs(_INPUTS.value, metadata["max_video_len"], metadata["feature_dim"], _SEED.value)
         results = {name: measure(call, inputs, _THREADS.value, _PER_THREAD.value) for name, call in calls.items()}
-    print(json.dumps({"benchmark": "load", "model": metadata["model"], "n": metadata["max_video_len"],
-                      "feature_dim": metadata["feature_dim"], "threads": _THREADS.value,
-                      "requests_per_thread": _PER_THREAD.value, "inputs": _INPUTS.value, "cpu_count": os.cpu_count(),
-                      **results, "env": common.environment()}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "load",
+                "model": metadata["model"],
+                "n": metadata["max_video_len"],
+                "feature_dim": metadata["feature_dim"],
+                "threads": _THREADS.value,
+                "requests_per_thread": _PER_THREAD.value,
+                "inputs": _INPUTS.value,
+                "cpu_count": os.cpu_count(),
+                **results,
+                "env": common.environment(),
+            }
+        )
+    )
     if any(result["errors"] or result["mismatches"] for result in results.values()):
         sys.exit(1)
 

@@ -15,8 +15,8 @@ import pathlib
 import sys
 import tempfile
 
-from absl import flags
 import numpy as np
+from absl import flags
 
 from nlvl_tf import cli
 
@@ -67,8 +67,10 @@ def main(argv):
         count = write_placeholder_manual_dir(
             builder, pathlib.Path(_ANNOTATION_DIR.value), pathlib.Path(_MANUAL_DIR.value), _NUM_ROWS.value, _SEED.value
         )
-    print(f"{count} videos: {_MANUAL_DIR.value}/features/<video_id>.npy, shape [{_NUM_ROWS.value}, "
-          f"{builder.builder_config.feature_dim}] ({builder.name}/{builder.builder_config.name})")
+    print(
+        f"{count} videos: {_MANUAL_DIR.value}/features/<video_id>.npy, shape [{_NUM_ROWS.value}, "
+        f"{builder.builder_config.feature_dim}] ({builder.name}/{builder.builder_config.name})"
+    )
 
 
 if __name__ == "__main__":

@@ -11,11 +11,9 @@ import json
 import tempfile
 import time
 
-import numpy as np
-from absl import app
-from absl import flags
-
 import common
+import numpy as np
+from absl import app, flags
 
 _MODEL = flags.DEFINE_enum("model", "vslnet", ["vslbase", "vslnet", "vslnet_l"], "Model family.")
 _N = flags.DEFINE_integer("n", 128, "Video length n of the model.")
@@ -23,8 +21,11 @@ _BATCH = flags.DEFINE_integer("batch_size", 1, "Queries (videos) per request.")
 _REQUESTS = flags.DEFINE_integer("requests", 200, "Timed requests (after warm-up).")
 _WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed requests first.")
 _INTRA_OP = flags.DEFINE_integer(
-    "intra_op_threads", 0, "TensorFlow intra-op threads (0 = default, all cores). 1 is fastest at batch 1: the ops "
-    "of a single query are too small to split across cores.")
+    "intra_op_threads",
+    0,
+    "TensorFlow intra-op threads (0 = default, all cores). 1 is fastest at batch 1: the ops "
+    "of a single query are too small to split across cores.",
+)
 
 WORDS = ["person", "opens", "door", "closes", "the", "a", "takes", "book", "from", "shelf", "sits", "on", "chair"]
 
@@ -33,9 +34,7 @@ def export_benchmark_model(model_type, n, directory):
     """Saves a randomly initialised model with the benchmark settings and a synthetic vocabulary; returns the path."""
     import os
 
-    from nlvl_tf import export
-    from nlvl_tf import models
-    from nlvl_tf import text
+    from nlvl_tf import export, models, text
 
     config = common.benchmark_config(model_type, n)
     rng = np.random.default_rng(0)
@@ -60,9 +59,14 @@ def requests(config, batch_size, count, seed=0):
     for _ in range(count):
         lengths = rng.integers(int(0.9 * n), n + 1, size=batch_size).astype(np.int32)
         queries = [" ".join(rng.choice(WORDS, size=rng.integers(6, 13))) + "." for _ in range(batch_size)]
-        made.append({"video_features": tf.constant(rng.normal(size=(batch_size, n, dim)).astype(np.float32)),
-                     "video_length": tf.constant(lengths), "duration": tf.constant(lengths / 2.0, tf.float32),
-                     "query": tf.constant(queries)})
+        made.append(
+            {
+                "video_features": tf.constant(rng.normal(size=(batch_size, n, dim)).astype(np.float32)),
+                "video_length": tf.constant(lengths),
+                "duration": tf.constant(lengths / 2.0, tf.float32),
+                "query": tf.constant(queries),
+            }
+        )
     return made
 
 
@@ -79,17 +83,29 @@ def main(argv):
         for request in inputs[: _WARMUP.value]:
             serve(**request)["score"].numpy()
         latencies = []
-        for request in inputs[_WARMUP.value:]:
+        for request in inputs[_WARMUP.value :]:
             started = time.perf_counter()
             serve(**request)["score"].numpy()
             latencies.append(time.perf_counter() - started)
     latencies = np.asarray(latencies)
     median = float(np.median(latencies))
-    print(json.dumps({"benchmark": "serving", "model": _MODEL.value, "n": _N.value, "batch_size": _BATCH.value,
-                      "requests": _REQUESTS.value, "median_ms": 1000 * median,
-                      "p99_ms": 1000 * float(np.percentile(latencies, 99)), "requests_per_s": 1.0 / median,
-                      "queries_per_s": _BATCH.value / median, "intra_op_threads": _INTRA_OP.value or "default",
-                      "env": common.environment()}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "serving",
+                "model": _MODEL.value,
+                "n": _N.value,
+                "batch_size": _BATCH.value,
+                "requests": _REQUESTS.value,
+                "median_ms": 1000 * median,
+                "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+                "requests_per_s": 1.0 / median,
+                "queries_per_s": _BATCH.value / median,
+                "intra_op_threads": _INTRA_OP.value or "default",
+                "env": common.environment(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,10 +9,8 @@ line: median and p10/p90 seconds per step after warm-up, samples/s, peak RSS, an
 
 import json
 
-from absl import app
-from absl import flags
-
 import common
+from absl import app, flags
 
 _MODEL = flags.DEFINE_enum("model", "vslnet", ["vslbase", "vslnet", "vslnet_l"], "Model family.")
 _N = flags.DEFINE_integer("n", 128, "Video length n (max_video_len).")
@@ -21,6 +19,7 @@ _XLA = flags.DEFINE_bool("xla", False, "jit_compile the step.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after warm-up).")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, compilation, allocator warm-up).")
 _THREADS = flags.DEFINE_integer("threads", 0, "intra/inter-op threads (0 = TensorFlow's default).")
+
 
 def main(argv):
     del argv
@@ -31,10 +30,18 @@ def main(argv):
         tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
     _, step, batch = common.training_step(_MODEL.value, _N.value, _BATCH.value, _XLA.value)
     durations = common.time_steps(step, batch, _WARMUP.value, _STEPS.value)
-    result = {"benchmark": "train_step", "model": _MODEL.value, "n": _N.value, "batch_size": _BATCH.value,
-              "xla": _XLA.value, "steps": _STEPS.value, **common.summarize(durations, _BATCH.value),
-              "peak_rss_mib": common.peak_rss_mib(), "threads": _THREADS.value or "default",
-              "env": common.environment()}
+    result = {
+        "benchmark": "train_step",
+        "model": _MODEL.value,
+        "n": _N.value,
+        "batch_size": _BATCH.value,
+        "xla": _XLA.value,
+        "steps": _STEPS.value,
+        **common.summarize(durations, _BATCH.value),
+        "peak_rss_mib": common.peak_rss_mib(),
+        "threads": _THREADS.value or "default",
+        "env": common.environment(),
+    }
     print(json.dumps(result))
 
 

@@ -11,15 +11,16 @@ import shutil
 from absl import flags
 from ml_collections import config_flags
 
-from nlvl_tf import cli
-from nlvl_tf import demo
+from nlvl_tf import cli, demo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(REPO, "experiments", "configs", "synthetic.py:demo"), "Experiment config file.")
+    "config", os.path.join(REPO, "experiments", "configs", "synthetic.py:demo"), "Experiment config file."
+)
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/nlvl_demo", "Where the dataset, checkpoints and results go.")
 _FIGURES_COPY = flags.DEFINE_string(
-    "figures_copy_dir", None, "Also copy the figures here (the README's docs/figures/ are written this way).")
+    "figures_copy_dir", None, "Also copy the figures here (the README's docs/figures/ are written this way)."
+)
 
 
 def main(argv):

@@ -7,24 +7,33 @@ nlvl_tf.figures in W/eval/<split>/plots/.
         [--compare_workdir=/tmp/run_vslnet]
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
-from nlvl_tf import cli
-from nlvl_tf import evaluation
-from nlvl_tf import figures
+from nlvl_tf import cli, evaluation, figures
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints).")
 _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate; default: the config's eval_split.")
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to evaluate.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Override the TFDS data dir recorded in the workdir's config.")
 _PLOTS = flags.DEFINE_bool("plots", False, "Also draw the figures (PNG) into W/eval/<split>/plots/.")
-_PLOT_QUERIES = flags.DEFINE_integer("plot_queries", 3, "With --plots: per-query figures of the split's first N "
-                                     "records (predictions.jsonl order).", lower_bound=0)
-_PLOT_INDICES = flags.DEFINE_list("plot_indices", None, "With --plots: per-query figures of these record indices "
-                                  "(predictions.jsonl order) instead of the first --plot_queries.")
-_COMPARE_WORKDIR = flags.DEFINE_string("compare_workdir", None, "With --plots: a workdir evaluated on the same split "
-                                       "(e.g. VSLNet for a VSLNet-L run) to compare with, per video length.")
+_PLOT_QUERIES = flags.DEFINE_integer(
+    "plot_queries",
+    3,
+    "With --plots: per-query figures of the split's first N records (predictions.jsonl order).",
+    lower_bound=0,
+)
+_PLOT_INDICES = flags.DEFINE_list(
+    "plot_indices",
+    None,
+    "With --plots: per-query figures of these record indices "
+    "(predictions.jsonl order) instead of the first --plot_queries.",
+)
+_COMPARE_WORKDIR = flags.DEFINE_string(
+    "compare_workdir",
+    None,
+    "With --plots: a workdir evaluated on the same split "
+    "(e.g. VSLNet for a VSLNet-L run) to compare with, per video length.",
+)
 
 
 def _query_indices():
@@ -45,8 +54,9 @@ def main(argv):
     for selection, values in results.items():
         print((f"[{selection}] " if selection else "") + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
     if _PLOTS.value:
-        directory, written = figures.write_figures(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _DATA_DIR.value,
-                                                   _query_indices(), _COMPARE_WORKDIR.value)
+        directory, written = figures.write_figures(
+            _WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _DATA_DIR.value, _query_indices(), _COMPARE_WORKDIR.value
+        )
         print(f"{len(written)} figures in {directory}: {' '.join(sorted(written))}")
 
 

@@ -1,14 +1,13 @@
 """Exports a trained workdir's best checkpoint as a SavedModel that serves raw text queries.
 
-    python experiments/export.py --workdir=/tmp/run --export_dir=/tmp/export [--top_k=5] [--selection=pm|u]
+python experiments/export.py --workdir=/tmp/run --export_dir=/tmp/export [--top_k=5] [--selection=pm|u]
 """
 
 import json
 
 from absl import flags
 
-from nlvl_tf import cli
-from nlvl_tf import export
+from nlvl_tf import cli, export
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Where the SavedModel is written.")

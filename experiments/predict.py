@@ -9,8 +9,7 @@ import json
 import numpy as np
 from absl import flags
 
-from nlvl_tf import cli
-from nlvl_tf import export
+from nlvl_tf import cli, export
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An export written by export.py.")
 _FEATURES = flags.DEFINE_string("features", None, "A .npy file of the video's features [T, D].")

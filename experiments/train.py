@@ -5,12 +5,10 @@ checkpoint.
         [--config.batch_size=32 ...]
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from nlvl_tf import cli
-from nlvl_tf import training
+from nlvl_tf import cli, training
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (path.py[:variant]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and results go here.")

@@ -26,7 +26,8 @@ def evaluate_baselines(train_records, eval_records, seed=0):
     valid = [r for r in train_records if r.moment_valid]
     candidates = {
         "random": random_spans(durations, seed),
-        "mean_moment": mean_moment_spans([r.start_time for r in valid], [r.end_time for r in valid],
-                                         [r.duration for r in valid], durations),
+        "mean_moment": mean_moment_spans(
+            [r.start_time for r in valid], [r.end_time for r in valid], [r.duration for r in valid], durations
+        ),
     }
     return {name: metrics.evaluate(spans, truth, ks=(1,)) for name, spans in candidates.items()}

@@ -4,8 +4,7 @@ import os
 import re
 import sys
 
-from absl import app
-from absl import logging
+from absl import app, logging
 
 # Errors a user's input or files cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, UnicodeError)
@@ -43,8 +42,13 @@ def _parse_flags(argv):
         if not flag:
             raise
         hint = re.search(r'Did you mean "(\w+)"', str(error))
-        _report(ValueError(f"{flag.split('=')[0]}: the config has no key {key.group(1)!r}"
-                           + (f" (did you mean {hint.group(1)!r}?)" if hint else "")), USER_ERROR_STATUS)
+        _report(
+            ValueError(
+                f"{flag.split('=')[0]}: the config has no key {key.group(1)!r}"
+                + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
+            ),
+            USER_ERROR_STATUS,
+        )
 
 
 def run(main):

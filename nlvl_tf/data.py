@@ -19,10 +19,13 @@ def dataset_builder(config):
         raise FileNotFoundError(
             f"dataset {name!r} is not built in {config.data_dir or 'the TFDS default data dir'}: run "
             f"`tfds build tfds_builders/{config.dataset} --config={config.dataset_config} "
-            f"--data_dir={config.data_dir or '<dir>'}` first ({str(error).splitlines()[0]})") from error
+            f"--data_dir={config.data_dir or '<dir>'}` first ({str(error).splitlines()[0]})"
+        ) from error
     if not builder.is_prepared():
-        raise FileNotFoundError(f"dataset {name!r} in {builder.data_dir} is not prepared: run `tfds build "
-                                f"tfds_builders/{config.dataset} --config={config.dataset_config}` first")
+        raise FileNotFoundError(
+            f"dataset {name!r} in {builder.data_dir} is not prepared: run `tfds build "
+            f"tfds_builders/{config.dataset} --config={config.dataset_config}` first"
+        )
     return builder
 
 
@@ -35,14 +38,17 @@ def load_splits(config, split_names):
     builder = dataset_builder(config)
     feature_dim = builder.info.features["features"].shape[-1]
     if config.video_feature_dim and config.video_feature_dim != feature_dim:
-        raise ValueError(f"config.video_feature_dim={config.video_feature_dim} but dataset {builder.info.full_name} "
-                         f"has {feature_dim}-d features")
+        raise ValueError(
+            f"config.video_feature_dim={config.video_feature_dim} but dataset {builder.info.full_name} "
+            f"has {feature_dim}-d features"
+        )
     config.video_feature_dim = feature_dim
     splits = {}
     for name in split_names:
         if name not in builder.info.splits:
-            raise ValueError(f"dataset {builder.info.full_name} has no split {name!r}; it has "
-                             f"{sorted(builder.info.splits.keys())}")
+            raise ValueError(
+                f"dataset {builder.info.full_name} has no split {name!r}; it has {sorted(builder.info.splits.keys())}"
+            )
         logging.info("reading %s split %s", builder.info.full_name, name)
         splits[name] = input_pipeline.SplitData.from_videos(builder.as_dataset(split=name), config)
     return splits

@@ -6,12 +6,8 @@ import os
 import tensorflow_datasets as tfds
 from absl import logging
 
-from nlvl_tf import baselines
+from nlvl_tf import baselines, export, figures, input_pipeline, training
 from nlvl_tf import data as data_lib
-from nlvl_tf import export
-from nlvl_tf import figures
-from nlvl_tf import input_pipeline
-from nlvl_tf import training
 
 METRIC_KEYS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
 
@@ -19,8 +15,7 @@ METRIC_KEYS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
 def build_synthetic(builders_dir, data_dir, config_name="small"):
     """Builds `nlvl_synthetic/<config_name>` from its builder folder into `data_dir` (a no-op when already built)."""
     with tfds.core.utils.add_sys_path(builders_dir):
-        builder_class = tfds.core.community.builder_cls_from_module(
-            "nlvl_synthetic.nlvl_synthetic_dataset_builder")
+        builder_class = tfds.core.community.builder_cls_from_module("nlvl_synthetic.nlvl_synthetic_dataset_builder")
         builder = builder_class(config=config_name, data_dir=data_dir)
         builder.download_and_prepare()
     return builder
@@ -28,8 +23,10 @@ def build_synthetic(builders_dir, data_dir, config_name="small"):
 
 def results_table(model_metrics, baseline_metrics):
     """The demo's printed table: the model's top-1 metrics next to each baseline's, in percent."""
-    rows = {"VSLNet (this run)": model_metrics, **{f"baseline: {name}": values
-                                                   for name, values in baseline_metrics.items()}}
+    rows = {
+        "VSLNet (this run)": model_metrics,
+        **{f"baseline: {name}": values for name, values in baseline_metrics.items()},
+    }
     width = max(len(name) for name in rows) + 2
     lines = ["".ljust(width) + "".join(key.rjust(9) for key in METRIC_KEYS)]
     for name, values in rows.items():
@@ -44,11 +41,15 @@ def answer_one_query(export_dir, config):
     query = annotation["query"].decode("utf-8")
     duration = float(video["duration"])
     moments = export.Localizer.load(export_dir).predict(video["features"].numpy(), duration, query, top_k=3)
-    lines = [f'Query "{query}" on video {video["video_id"].numpy().decode()} ({duration:.1f} s), answered by '
-             f"the SavedModel in {export_dir}:",
-             f"  ground truth  {annotation['start']:6.2f} - {annotation['end']:6.2f} s"]
-    lines += [f"  prediction {rank}  {m['start']:6.2f} - {m['end']:6.2f} s  (score {m['score']:.3f})"
-              for rank, m in enumerate(moments, 1)]
+    lines = [
+        f'Query "{query}" on video {video["video_id"].numpy().decode()} ({duration:.1f} s), answered by '
+        f"the SavedModel in {export_dir}:",
+        f"  ground truth  {annotation['start']:6.2f} - {annotation['end']:6.2f} s",
+    ]
+    lines += [
+        f"  prediction {rank}  {m['start']:6.2f} - {m['end']:6.2f} s  (score {m['score']:.3f})"
+        for rank, m in enumerate(moments, 1)
+    ]
     return "\n".join(lines)
 
 
@@ -60,11 +61,15 @@ def run(config, workdir, builders_dir):
     build_synthetic(builders_dir, config.data_dir, config.dataset_config)
     results = training.train_and_evaluate(config, workdir)
     splits = data_lib.load_splits(config, [config.train_split, config.eval_split])
-    found = baselines.evaluate_baselines(input_pipeline.eval_records(splits[config.train_split], config),
-                                         input_pipeline.eval_records(splits[config.eval_split], config),
-                                         seed=config.seed)
+    found = baselines.evaluate_baselines(
+        input_pipeline.eval_records(splits[config.train_split], config),
+        input_pipeline.eval_records(splits[config.eval_split], config),
+        seed=config.seed,
+    )
     export_dir = os.path.join(workdir, "export")
     export.export(workdir, export_dir)
     plots_dir, drawn = figures.write_figures(workdir, config.eval_split, data_dir=config.data_dir)
-    return f"Test split of {config.dataset}/{config.dataset_config} (percent):\n{results_table(results[''], found)}" \
+    return (
+        f"Test split of {config.dataset}/{config.dataset_config} (percent):\n{results_table(results[''], found)}"
         f"\n\n{answer_one_query(export_dir, config)}\n\nFigures in {plots_dir}: {', '.join(sorted(drawn))}"
+    )

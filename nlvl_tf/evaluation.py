@@ -12,11 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from nlvl_tf import data as data_lib
-from nlvl_tf import decoding
-from nlvl_tf import input_pipeline
-from nlvl_tf import labels
-from nlvl_tf import metrics
-from nlvl_tf import text
+from nlvl_tf import decoding, input_pipeline, labels, metrics, text
 from nlvl_tf import workdir as workdir_lib
 
 MODEL_INPUT_KEYS = ("video_features", "video_length", "word_ids", "char_ids")
@@ -35,11 +31,11 @@ def make_predict_fn(model, config):
         outputs = model({key: batch[key] for key in MODEL_INPUT_KEYS}, training=False)
         results = {}
         for selection in selections(config):
-            start, end, score = decoding.ranked_spans(
-                outputs, batch["video_length"], config.top_k, selection or "pm")
+            start, end, score = decoding.ranked_spans(outputs, batch["video_length"], config.top_k, selection or "pm")
             duration = batch["duration"]
             start_time, end_time = labels.index_to_time(
-                start, end, duration, batch["video_length"], config.label_method)
+                start, end, duration, batch["video_length"], config.label_method
+            )
             results[selection] = (start_time, end_time, score)
         return results
 
@@ -57,8 +53,10 @@ def predict_split(predict, data, encoder, config):
         for selection, (start, end, score) in predict(batch).items():
             collected[selection][0].append(np.stack([start.numpy(), end.numpy()], axis=-1))
             collected[selection][1].append(score.numpy())
-    return {selection: (np.concatenate(times).astype(np.float64), np.concatenate(scores).astype(np.float64))
-            for selection, (times, scores) in collected.items()}
+    return {
+        selection: (np.concatenate(times).astype(np.float64), np.concatenate(scores).astype(np.float64))
+        for selection, (times, scores) in collected.items()
+    }
 
 
 def ground_truth(records):
@@ -95,19 +93,28 @@ def write_results(directory, records, predictions, results):
     truth = ground_truth(records)
     durations = np.array([r.duration for r in records])
     video_ids = [r.video_id for r in records]
-    buckets = {selection: metrics.by_video_length(durations, video_ids, times, truth)
-               for selection, (times, _) in predictions.items()}
+    buckets = {
+        selection: metrics.by_video_length(durations, video_ids, times, truth)
+        for selection, (times, _) in predictions.items()
+    }
     flat = "" in results
     for name, value in (("metrics.json", results), ("length_buckets.json", buckets)):
-        workdir_lib.write_atomically(os.path.join(directory, name),
-                                     json.dumps(value[""] if flat else value, indent=2, sort_keys=True))
+        workdir_lib.write_atomically(
+            os.path.join(directory, name), json.dumps(value[""] if flat else value, indent=2, sort_keys=True)
+        )
     lines = []
     for index, record in enumerate(records):
-        line = {"video_id": record.video_id, "query": record.query, "duration": record.duration,
-                "gt": [record.start_time, record.end_time]}
+        line = {
+            "video_id": record.video_id,
+            "query": record.query,
+            "duration": record.duration,
+            "gt": [record.start_time, record.end_time],
+        }
         for selection, (times, scores) in predictions.items():
-            ranked = [{"start": float(s), "end": float(e), "score": float(p)}
-                      for (s, e), p in zip(times[index], scores[index])]
+            ranked = [
+                {"start": float(s), "end": float(e), "score": float(p)}
+                for (s, e), p in zip(times[index], scores[index])
+            ]
             line["predictions" + (f"_{selection}" if selection else "")] = ranked
         lines.append(json.dumps(line, ensure_ascii=False) + "\n")
     workdir_lib.write_atomically(os.path.join(directory, "predictions.jsonl"), "".join(lines))
@@ -125,8 +132,9 @@ def load_workdir_split(workdir, split=None, checkpoint="best", data_dir=None):
         config.data_dir = data_dir
     split = split or config.eval_split
     data = data_lib.load_splits(config, [split])[split]
-    encoder = text.QueryEncoder(os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len,
-                                config.max_word_len)
+    encoder = text.QueryEncoder(
+        os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len, config.max_word_len
+    )
     return config, model, encoder, split, data
 
 

@@ -20,10 +20,8 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message
 
-from nlvl_tf import decoding
+from nlvl_tf import decoding, labels, text
 from nlvl_tf import features as features_lib
-from nlvl_tf import labels
-from nlvl_tf import text
 from nlvl_tf import workdir as workdir_lib
 
 SERVING_OUTPUTS = ("start_time", "end_time", "score")
@@ -44,11 +42,15 @@ class ServingModule(tf.Module):
         self._include_last = config.resample_include_last
         self._metadata = json.dumps(metadata, sort_keys=True)
         dim = self._feature_dim
-        self.serve = tf.function(self._serve, input_signature=[
-            tf.TensorSpec([None, None, dim], tf.float32, name="video_features"),
-            tf.TensorSpec([None], tf.int32, name="video_length"),
-            tf.TensorSpec([None], tf.float32, name="duration"),
-            tf.TensorSpec([None], tf.string, name="query")])
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[
+                tf.TensorSpec([None, None, dim], tf.float32, name="video_features"),
+                tf.TensorSpec([None], tf.int32, name="video_length"),
+                tf.TensorSpec([None], tf.float32, name="duration"),
+                tf.TensorSpec([None], tf.string, name="query"),
+            ],
+        )
         self.tokenize = tf.function(self._tokenize, input_signature=[tf.TensorSpec([None], tf.string, name="query")])
         self.get_metadata = tf.function(self._get_metadata, input_signature=[])
 
@@ -58,34 +60,52 @@ class ServingModule(tf.Module):
         not_finite = tf.where(~tf.reduce_all(tf.math.is_finite(video_features) | ~valid_rows, axis=[1, 2]))[:, 0]
         no_words = tf.where(tf.equal(word_ids[:, 0], text.PAD_ID))[:, 0]
         checks = [
-            tf.debugging.assert_equal(tf.shape(video_features)[2], self._feature_dim,
-                                      message=f"video_features must be [B, T, {self._feature_dim}] (the model's "
-                                              f"feature_dim)"),
-            tf.debugging.assert_equal(tf.shape(video_length)[0], tf.shape(video_features)[0],
-                                      message="video_length must have one entry per video"),
-            tf.debugging.assert_equal(tf.shape(duration)[0], tf.shape(video_features)[0],
-                                      message="duration must have one entry per video"),
-            tf.debugging.assert_equal(tf.shape(query)[0], tf.shape(video_features)[0],
-                                      message="query must have one entry per video"),
+            tf.debugging.assert_equal(
+                tf.shape(video_features)[2],
+                self._feature_dim,
+                message=f"video_features must be [B, T, {self._feature_dim}] (the model's feature_dim)",
+            ),
+            tf.debugging.assert_equal(
+                tf.shape(video_length)[0],
+                tf.shape(video_features)[0],
+                message="video_length must have one entry per video",
+            ),
+            tf.debugging.assert_equal(
+                tf.shape(duration)[0], tf.shape(video_features)[0], message="duration must have one entry per video"
+            ),
+            tf.debugging.assert_equal(
+                tf.shape(query)[0], tf.shape(video_features)[0], message="query must have one entry per video"
+            ),
             tf.debugging.assert_positive(video_length, message="video_length must be >= 1"),
-            tf.debugging.assert_less_equal(video_length, tf.shape(video_features)[1],
-                                           message="video_length is larger than the feature sequence"),
+            tf.debugging.assert_less_equal(
+                video_length, tf.shape(video_features)[1], message="video_length is larger than the feature sequence"
+            ),
             tf.debugging.assert_positive(duration, message="duration must be > 0 seconds"),
-            tf.debugging.Assert(tf.size(not_finite) == 0, [
-                "video_features has NaN or Inf in the first video_length rows of the videos at batch indices",
-                not_finite]),
-            tf.debugging.Assert(tf.size(no_words) == 0, [
-                "query is empty or blank (no words) at batch indices", no_words]),
+            tf.debugging.Assert(
+                tf.size(not_finite) == 0,
+                [
+                    "video_features has NaN or Inf in the first video_length rows of the videos at batch indices",
+                    not_finite,
+                ],
+            ),
+            tf.debugging.Assert(
+                tf.size(no_words) == 0, ["query is empty or blank (no words) at batch indices", no_words]
+            ),
         ]
         with tf.control_dependencies(checks):
             resampled, length = features_lib.resample_batch(video_features, video_length, self._n, self._include_last)
             word_ids, char_ids = self._trim_query_padding(word_ids, char_ids)
-        outputs = self.model({"video_features": resampled, "video_length": length, "word_ids": word_ids,
-                              "char_ids": char_ids}, training=False)
+        outputs = self.model(
+            {"video_features": resampled, "video_length": length, "word_ids": word_ids, "char_ids": char_ids},
+            training=False,
+        )
         start, end, score = decoding.ranked_spans(outputs, length, self._top_k, self._selection)
         start_time, end_time = labels.index_to_time(start, end, duration, length, self._label_method)
-        return {"start_time": tf.cast(start_time, tf.float32), "end_time": tf.cast(end_time, tf.float32),
-                "score": score}
+        return {
+            "start_time": tf.cast(start_time, tf.float32),
+            "end_time": tf.cast(end_time, tf.float32),
+            "score": score,
+        }
 
     def _trim_query_padding(self, word_ids, char_ids):
         """Cuts the tokenizer's fixed [B, M, W] padding down to the batch's longest query and word (words no shorter
@@ -108,10 +128,16 @@ class ServingModule(tf.Module):
 def metadata_of(config, vocabulary, top_k, selection):
     """What the export records about itself (readable through the `metadata` signature)."""
     return {
-        "model": config.model, "max_video_len": config.max_video_len, "feature_dim": config.video_feature_dim,
-        "vocabulary_size": vocabulary.num_words, "num_chars": vocabulary.num_chars,
-        "tokenizer_version": text.TOKENIZER_VERSION, "top_k": top_k, "selection": selection,
-        "max_query_len": config.max_query_len, "max_word_len": config.max_word_len,
+        "model": config.model,
+        "max_video_len": config.max_video_len,
+        "feature_dim": config.video_feature_dim,
+        "vocabulary_size": vocabulary.num_words,
+        "num_chars": vocabulary.num_chars,
+        "tokenizer_version": text.TOKENIZER_VERSION,
+        "top_k": top_k,
+        "selection": selection,
+        "max_query_len": config.max_query_len,
+        "max_word_len": config.max_word_len,
         "config": json.loads(config.to_json_best_effort()),
     }
 
@@ -122,10 +148,10 @@ def export(workdir, export_dir, top_k=5, selection="pm", checkpoint="best"):
         raise ValueError(f"selection must be one of {decoding.SELECTIONS}, got {selection!r}")
     config, vocabulary, model = workdir_lib.load_trained_model(workdir, checkpoint)
     if not 1 <= top_k <= config.max_video_len * (config.max_video_len + 1) // 2:
-        raise ValueError(f"top_k must be in [1, {config.max_video_len * (config.max_video_len + 1) // 2}], "
-                         f"got {top_k}")
-    return save(model, config, vocabulary, os.path.join(workdir, workdir_lib.VOCABULARY_DIR), export_dir, top_k,
-                selection)
+        raise ValueError(f"top_k must be in [1, {config.max_video_len * (config.max_video_len + 1) // 2}], got {top_k}")
+    return save(
+        model, config, vocabulary, os.path.join(workdir, workdir_lib.VOCABULARY_DIR), export_dir, top_k, selection
+    )
 
 
 def save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5, selection="pm"):
@@ -133,8 +159,11 @@ def save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5, selecti
     encoder = text.QueryEncoder(vocabulary_dir, config.max_query_len, config.max_word_len)
     metadata = metadata_of(config, vocabulary, top_k, selection)
     module = ServingModule(model, encoder, config, top_k, selection, metadata)
-    tf.saved_model.save(module, export_dir, signatures={
-        "serving_default": module.serve, "tokenize": module.tokenize, "metadata": module.get_metadata})
+    tf.saved_model.save(
+        module,
+        export_dir,
+        signatures={"serving_default": module.serve, "tokenize": module.tokenize, "metadata": module.get_metadata},
+    )
     return metadata
 
 
@@ -188,12 +217,20 @@ class Localizer:
         padded = np.zeros((len(videos), lengths.max(), self.feature_dim), np.float32)
         for row, video in enumerate(videos):
             padded[row, : len(video)] = video
-        outputs = self._serve(video_features=tf.constant(padded), video_length=tf.constant(lengths),
-                              duration=tf.constant(durations, tf.float32), query=tf.constant(query_list))
+        outputs = self._serve(
+            video_features=tf.constant(padded),
+            video_length=tf.constant(lengths),
+            duration=tf.constant(durations, tf.float32),
+            query=tf.constant(query_list),
+        )
         starts, ends, scores = (outputs[key].numpy() for key in SERVING_OUTPUTS)
-        results = [[{"start": float(s), "end": float(e), "score": float(p)}
-                    for s, e, p in zip(starts[i, :top_k], ends[i, :top_k], scores[i, :top_k])]
-                   for i in range(len(query_list))]
+        results = [
+            [
+                {"start": float(s), "end": float(e), "score": float(p)}
+                for s, e, p in zip(starts[i, :top_k], ends[i, :top_k], scores[i, :top_k])
+            ]
+            for i in range(len(query_list))
+        ]
         return results[0] if single_query else results
 
     def _check_top_k(self, top_k):
@@ -221,8 +258,12 @@ class Localizer:
                 raise ValueError("queries is empty: give at least one query")
             videos, durations = [video] * len(query_list), [duration] * len(query_list)
         for index, value in enumerate(durations):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
-                    or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not np.isfinite(value)
+                or value <= 0
+            ):
                 raise ValueError(f"duration must be a positive number of seconds, got {value!r} (video {index})")
         for index, query in enumerate(query_list):
             if not isinstance(query, str):
@@ -232,15 +273,19 @@ class Localizer:
             try:
                 query.encode("utf-8")
             except UnicodeEncodeError as error:  # lone surrogates, e.g. undecodable bytes in a command line
-                raise ValueError(f"query {index} is not valid UTF-8 text ({error.reason} at character "
-                                 f"{error.start}: {query[error.start]!r})") from None
+                raise ValueError(
+                    f"query {index} is not valid UTF-8 text ({error.reason} at character "
+                    f"{error.start}: {query[error.start]!r})"
+                ) from None
         return videos, np.asarray(durations, np.float64), query_list
 
     def _check_features(self, features, name):
         array = np.asarray(features)
         if array.ndim != 2 or array.shape[1] != self.feature_dim:
-            raise ValueError(f"{name} must have shape [T, {self.feature_dim}] (the model's feature dimension), got "
-                             f"{list(array.shape)}")
+            raise ValueError(
+                f"{name} must have shape [T, {self.feature_dim}] (the model's feature dimension), got "
+                f"{list(array.shape)}"
+            )
         if not np.issubdtype(array.dtype, np.floating):
             raise ValueError(f"{name} must be floating point, got dtype {array.dtype}")
         if len(array) == 0:

@@ -95,13 +95,15 @@ def resample_batch(features, lengths, max_length, include_last=True):
         binned = tf.searchsorted(boundaries[:, 1:max_length], rows, side="right")
         long_video = (lengths > max_length)[:, tf.newaxis]
         bin_of_row = tf.where(long_video, binned, rows)
-        used = rows < tf.where(long_video, _rows_used(lengths, boundaries, max_length, include_last)[:, tf.newaxis],
-                               lengths[:, tf.newaxis])
+        used = rows < tf.where(
+            long_video, _rows_used(lengths, boundaries, max_length, include_last)[:, tf.newaxis], lengths[:, tf.newaxis]
+        )
         num_bins = batch_size * max_length
         segment = tf.where(used, tf.range(batch_size)[:, tf.newaxis] * max_length + bin_of_row, num_bins)
         segment = tf.reshape(segment, [-1])
-        sums = tf.math.unsorted_segment_sum(
-            tf.reshape(features, [-1, features.shape[-1]]), segment, num_bins + 1)[:num_bins]
+        sums = tf.math.unsorted_segment_sum(tf.reshape(features, [-1, features.shape[-1]]), segment, num_bins + 1)[
+            :num_bins
+        ]
         counts = tf.math.unsorted_segment_sum(tf.ones_like(segment, tf.float32), segment, num_bins + 1)[:num_bins]
         means = sums / tf.maximum(counts, 1.0)[:, tf.newaxis]
         return tf.reshape(means, [batch_size, max_length, features.shape[-1]])
@@ -120,9 +122,7 @@ def pad(features, length):
     """
     features = tf.convert_to_tensor(features, tf.float32)
     num_rows = tf.shape(features)[0]
-    tf.debugging.assert_less_equal(
-        num_rows, length, message="pad: the sequence has more rows than the padded length"
-    )
+    tf.debugging.assert_less_equal(num_rows, length, message="pad: the sequence has more rows than the padded length")
     padded = tf.pad(features, [[0, length - num_rows], [0, 0]])
     if isinstance(length, int):
         padded = tf.ensure_shape(padded, [length, features.shape[-1]])

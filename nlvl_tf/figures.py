@@ -14,13 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from nlvl_tf import decoding
-from nlvl_tf import evaluation
-from nlvl_tf import input_pipeline
-from nlvl_tf import labels
-from nlvl_tf import metrics
-from nlvl_tf import plots
-from nlvl_tf import text
+from nlvl_tf import decoding, evaluation, input_pipeline, labels, metrics, plots, text
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.layers import masking
 
@@ -85,8 +79,9 @@ def query_views(model, batch, config, rows, first_index=0):
     highlight = tf.sigmoid(outputs["highlight_logits"]).numpy() if "highlight_logits" in outputs else None
     selection = config.vslnet_l_selection if multi_scale else "pm"
     start, end, _ = decoding.ranked_spans(outputs, length, 1, selection)
-    start_time, end_time = labels.index_to_time(start[:, 0].numpy(), end[:, 0].numpy(), batch["duration"].numpy(),
-                                                length.numpy(), config.label_method)
+    start_time, end_time = labels.index_to_time(
+        start[:, 0].numpy(), end[:, 0].numpy(), batch["duration"].numpy(), length.numpy(), config.label_method
+    )
     tokens = text.tokenize(batch["query"]).to_list()
     query_lengths = np.sum(batch["word_ids"].numpy() != text.PAD_ID, axis=1)
     if multi_scale:
@@ -99,28 +94,38 @@ def query_views(model, batch, config, rows, first_index=0):
         n, duration = int(length[row]), float(batch["duration"][row])
         row_tokens = tuple(token.decode("utf-8", errors="replace") for token in tokens[row][: config.max_query_len])
         if len(row_tokens) != query_lengths[row]:
-            raise ValueError(f"record {first_index + row}: the query tokenizes to {len(row_tokens)} tokens but its "
-                             f"word ids hold {query_lengths[row]} (was the vocabulary built with another tokenizer?)")
+            raise ValueError(
+                f"record {first_index + row}: the query tokenizes to {len(row_tokens)} tokens but its "
+                f"word ids hold {query_lengths[row]} (was the vocabulary built with another tokenizer?)"
+            )
         pick = (row, scales[row]) if multi_scale else (row,)
         extra = {}
         if multi_scale:
-            extra = dict(clip_length=int(config.clip_lengths[scales[row]]),
-                         **_clip_data(nil_scores[row], clip_mask[row], config.clip_lengths, n, duration))
-        views.append(QueryView(
-            index=first_index + row,
-            video_id=batch["video_id"][row].numpy().decode("utf-8"),
-            query=batch["query"][row].numpy().decode("utf-8"),
-            duration=duration,
-            times=(np.arange(n) + 0.5) * duration / n,
-            start_probs=start_probs[pick][:n],
-            end_probs=end_probs[pick][:n],
-            highlight=None if highlight is None else highlight[pick][:n],
-            tokens=row_tokens,
-            similarity=(outputs["similarity"][row, :n, : len(row_tokens)].numpy()
-                        if "similarity" in outputs and row_tokens else None),
-            truth=(float(batch["start_time"][row]), float(batch["end_time"][row])),
-            prediction=(float(start_time[row]), float(end_time[row])),
-            **extra))
+            extra = dict(
+                clip_length=int(config.clip_lengths[scales[row]]),
+                **_clip_data(nil_scores[row], clip_mask[row], config.clip_lengths, n, duration),
+            )
+        views.append(
+            QueryView(
+                index=first_index + row,
+                video_id=batch["video_id"][row].numpy().decode("utf-8"),
+                query=batch["query"][row].numpy().decode("utf-8"),
+                duration=duration,
+                times=(np.arange(n) + 0.5) * duration / n,
+                start_probs=start_probs[pick][:n],
+                end_probs=end_probs[pick][:n],
+                highlight=None if highlight is None else highlight[pick][:n],
+                tokens=row_tokens,
+                similarity=(
+                    outputs["similarity"][row, :n, : len(row_tokens)].numpy()
+                    if "similarity" in outputs and row_tokens
+                    else None
+                ),
+                truth=(float(batch["start_time"][row]), float(batch["end_time"][row])),
+                prediction=(float(start_time[row]), float(end_time[row])),
+                **extra,
+            )
+        )
     return views
 
 
@@ -181,11 +186,15 @@ def read_predictions(eval_dir):
     if not lines:
         raise ValueError(f"{path} holds no predictions")
     keys = [key for key in lines[0] if key.startswith("predictions")]
-    times = {key.partition("_")[2]: np.array([[[p["start"], p["end"]] for p in line[key]] for line in lines])
-             for key in keys}
-    return SplitPredictions(durations=np.array([line["duration"] for line in lines], np.float64),
-                            video_ids=np.array([line["video_id"] for line in lines]),
-                            truth=np.array([line["gt"] for line in lines], np.float64), times=times)
+    times = {
+        key.partition("_")[2]: np.array([[[p["start"], p["end"]] for p in line[key]] for line in lines]) for key in keys
+    }
+    return SplitPredictions(
+        durations=np.array([line["duration"] for line in lines], np.float64),
+        video_ids=np.array([line["video_id"] for line in lines]),
+        truth=np.array([line["gt"] for line in lines], np.float64),
+        times=times,
+    )
 
 
 def series_name(config, selection):
@@ -231,23 +240,29 @@ def split_figures(directory, series, reference=None):
     bin_names, _, counts = next(iter(buckets.values()))
     for name, (_, _, other_counts) in buckets.items():
         if not np.array_equal(other_counts, counts):
-            raise ValueError(f"{name} has {other_counts.tolist()} queries per video-length bin, "
-                             f"{next(iter(buckets))} {counts.tolist()}: the predictions are not of the same split")
+            raise ValueError(
+                f"{name} has {other_counts.tolist()} queries per video-length bin, "
+                f"{next(iter(buckets))} {counts.tolist()}: the predictions are not of the same split"
+            )
     used = counts > 0
     bin_labels = [f"{bin_name}\n{count} queries" for bin_name, count in zip(np.array(bin_names)[used], counts[used])]
     figures = {
         "iou_histogram.png": plots.plot_iou_histogram(os.path.join(directory, "iou_histogram.png"), ious),
         "length_error_histogram.png": plots.plot_length_error_histogram(
-            os.path.join(directory, "length_error_histogram.png"), errors),
+            os.path.join(directory, "length_error_histogram.png"), errors
+        ),
         "miou_by_video_length.png": plots.plot_miou_by_video_length(
-            os.path.join(directory, "miou_by_video_length.png"), bin_labels,
-            {name: miou[used] for name, (_, miou, _) in buckets.items()}),
+            os.path.join(directory, "miou_by_video_length.png"),
+            bin_labels,
+            {name: miou[used] for name, (_, miou, _) in buckets.items()},
+        ),
     }
     if reference is not None:
         base = buckets[reference[0]][1][used]
         gain = {name: buckets[name][1][used] - base for name in series}
         figures["miou_gain_by_video_length.png"] = plots.plot_miou_gain(
-            os.path.join(directory, "miou_gain_by_video_length.png"), bin_labels, gain, reference[0])
+            os.path.join(directory, "miou_gain_by_video_length.png"), bin_labels, gain, reference[0]
+        )
     return figures
 
 
@@ -256,20 +271,31 @@ def query_figures(directory, view):
     common = dict(truth=view.truth, prediction=view.prediction, duration=view.duration, query=view.query)
     prefix = f"query_{view.index}_"
     scale = f" (scale l = {view.clip_length})" if view.clip_length else ""
-    figures = {prefix + "probabilities.png": plots.plot_query_probabilities(
-        os.path.join(directory, prefix + "probabilities.png"), view.times, view.start_probs, view.end_probs,
-        view.highlight, title=f"Start / end probabilities and highlighting{scale} (paper Fig. 15)", **common)}
+    figures = {
+        prefix + "probabilities.png": plots.plot_query_probabilities(
+            os.path.join(directory, prefix + "probabilities.png"),
+            view.times,
+            view.start_probs,
+            view.end_probs,
+            view.highlight,
+            title=f"Start / end probabilities and highlighting{scale} (paper Fig. 15)",
+            **common,
+        )
+    }
     if view.similarity is not None:
         figures[prefix + "similarity.png"] = plots.plot_similarity(
-            os.path.join(directory, prefix + "similarity.png"), view.times, view.tokens, view.similarity, **common)
+            os.path.join(directory, prefix + "similarity.png"), view.times, view.tokens, view.similarity, **common
+        )
     if view.clip_scores:
         figures[prefix + "clip_scores.png"] = plots.plot_clip_scores(
-            os.path.join(directory, prefix + "clip_scores.png"), view.clip_edges, view.clip_scores, **common)
+            os.path.join(directory, prefix + "clip_scores.png"), view.clip_edges, view.clip_scores, **common
+        )
     return figures
 
 
-def write_figures(workdir, split=None, checkpoint="best", data_dir=None, query_indices=DEFAULT_QUERIES,
-                  compare_workdir=None):
+def write_figures(
+    workdir, split=None, checkpoint="best", data_dir=None, query_indices=DEFAULT_QUERIES, compare_workdir=None
+):
     """Draws a workdir's figures of an evaluated split into W/eval/<split>/plots/.
 
     Per query in `query_indices` (split order, as predictions.jsonl): query_<i>_probabilities.png,

@@ -285,8 +285,9 @@ def _train_plan(data, config, epoch):
     records = np.arange(data.num_records)
     if _option(config, "skip_invalid_moments"):
         records = records[data.moment_valid]
-    plan = _batch_plan(data, config, rng.permutation(records), _option(config, "batch_size"),
-                       _option(config, "drop_remainder"))
+    plan = _batch_plan(
+        data, config, rng.permutation(records), _option(config, "batch_size"), _option(config, "drop_remainder")
+    )
     return [plan[i] for i in rng.permutation(len(plan))]
 
 

@@ -16,9 +16,11 @@ def span_cross_entropy(start_logits, end_logits, start_index, end_index):
         float32 [B].
     """
     start_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(start_index, tf.int32), logits=tf.cast(start_logits, tf.float32))
+        labels=tf.cast(start_index, tf.int32), logits=tf.cast(start_logits, tf.float32)
+    )
     end_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(end_index, tf.int32), logits=tf.cast(end_logits, tf.float32))
+        labels=tf.cast(end_index, tf.int32), logits=tf.cast(end_logits, tf.float32)
+    )
     return start_loss + end_loss
 
 

@@ -152,9 +152,7 @@ def by_video_length(
                 "videos": len(set(video_ids[selected].tolist())),
                 "queries": queries,
                 "metrics": (
-                    evaluate(predictions[selected], ground_truth[selected], ks, thresholds, strict)
-                    if queries
-                    else None
+                    evaluate(predictions[selected], ground_truth[selected], ks, thresholds, strict) if queries else None
                 ),
             }
         )

@@ -12,15 +12,9 @@ and those outputs into the training objective.
 import keras
 import tensorflow as tf
 
-from nlvl_tf import labels
-from nlvl_tf import losses
-from nlvl_tf.layers import attention
+from nlvl_tf import labels, losses
+from nlvl_tf.layers import attention, embedding, encoder, highlight, nil, predictor
 from nlvl_tf.layers import dropout as dropout_lib
-from nlvl_tf.layers import embedding
-from nlvl_tf.layers import encoder
-from nlvl_tf.layers import highlight
-from nlvl_tf.layers import nil
-from nlvl_tf.layers import predictor
 
 MODEL_TYPES = ("vslbase", "vslnet", "vslnet_l")
 ENCODERS = ("cmf", "bilstm")
@@ -49,39 +43,81 @@ class VSLNet(keras.Model):
         positive_weight: weight of positive positions in the highlighting (and nil) BCE.
     """
 
-    def __init__(self, vocabulary_size, num_chars, video_feature_dim, word_vectors=None, word_dim=300,
-                 hidden_size=128, num_heads=8, kernel_size=7, num_conv_layers=4, max_position=128, dropout=0.2,
-                 use_char_cnn=True, char_dim=50, char_kernel_widths=(1, 2, 3, 4), char_filters=(10, 20, 30, 40),
-                 encoder_type="cmf", attention_type="cqa", use_highlighting=True, highlight_projection=True,
-                 predictor_head="mlp", highlight_lambda=5.0, positive_weight=2.0, **kwargs):
+    def __init__(
+        self,
+        vocabulary_size,
+        num_chars,
+        video_feature_dim,
+        word_vectors=None,
+        word_dim=300,
+        hidden_size=128,
+        num_heads=8,
+        kernel_size=7,
+        num_conv_layers=4,
+        max_position=128,
+        dropout=0.2,
+        use_char_cnn=True,
+        char_dim=50,
+        char_kernel_widths=(1, 2, 3, 4),
+        char_filters=(10, 20, 30, 40),
+        encoder_type="cmf",
+        attention_type="cqa",
+        use_highlighting=True,
+        highlight_projection=True,
+        predictor_head="mlp",
+        highlight_lambda=5.0,
+        positive_weight=2.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if encoder_type not in ENCODERS:
             raise ValueError(f"encoder_type must be one of {ENCODERS}, got {encoder_type!r}")
         if attention_type not in ATTENTIONS:
             raise ValueError(f"attention_type must be one of {ATTENTIONS}, got {attention_type!r}")
         if int(video_feature_dim) <= 0 or int(hidden_size) <= 0:
-            raise ValueError(f"video_feature_dim and hidden_size must be positive, got {video_feature_dim}, "
-                             f"{hidden_size}")
+            raise ValueError(
+                f"video_feature_dim and hidden_size must be positive, got {video_feature_dim}, {hidden_size}"
+            )
         self.hyperparameters = dict(
-            vocabulary_size=int(vocabulary_size), num_chars=int(num_chars), video_feature_dim=int(video_feature_dim),
-            word_dim=int(word_dim), hidden_size=int(hidden_size), num_heads=int(num_heads),
-            kernel_size=int(kernel_size), num_conv_layers=int(num_conv_layers), max_position=int(max_position),
-            dropout=float(dropout), use_char_cnn=bool(use_char_cnn), char_dim=int(char_dim),
-            char_kernel_widths=tuple(char_kernel_widths), char_filters=tuple(char_filters),
-            encoder_type=encoder_type, attention_type=attention_type, use_highlighting=bool(use_highlighting),
-            highlight_projection=bool(highlight_projection), predictor_head=predictor_head,
-            highlight_lambda=float(highlight_lambda), positive_weight=float(positive_weight))
+            vocabulary_size=int(vocabulary_size),
+            num_chars=int(num_chars),
+            video_feature_dim=int(video_feature_dim),
+            word_dim=int(word_dim),
+            hidden_size=int(hidden_size),
+            num_heads=int(num_heads),
+            kernel_size=int(kernel_size),
+            num_conv_layers=int(num_conv_layers),
+            max_position=int(max_position),
+            dropout=float(dropout),
+            use_char_cnn=bool(use_char_cnn),
+            char_dim=int(char_dim),
+            char_kernel_widths=tuple(char_kernel_widths),
+            char_filters=tuple(char_filters),
+            encoder_type=encoder_type,
+            attention_type=attention_type,
+            use_highlighting=bool(use_highlighting),
+            highlight_projection=bool(highlight_projection),
+            predictor_head=predictor_head,
+            highlight_lambda=float(highlight_lambda),
+            positive_weight=float(positive_weight),
+        )
         self.word_embedding = embedding.WordEmbedding(
-            vocabulary_size, word_dim, pretrained=word_vectors, dropout=dropout, name="word_embedding")
-        self.char_cnn = embedding.CharacterCNN(
-            num_chars, char_dim, char_kernel_widths, char_filters, dropout=dropout,
-            name="char_cnn") if use_char_cnn else None
+            vocabulary_size, word_dim, pretrained=word_vectors, dropout=dropout, name="word_embedding"
+        )
+        self.char_cnn = (
+            embedding.CharacterCNN(
+                num_chars, char_dim, char_kernel_widths, char_filters, dropout=dropout, name="char_cnn"
+            )
+            if use_char_cnn
+            else None
+        )
         self.query_projection = keras.layers.Dense(hidden_size, name="query_projection")
         self.video_dropout = dropout_lib.Dropout(dropout)
         self.video_projection = keras.layers.Dense(hidden_size, name="video_projection")
         if encoder_type == "cmf":
             self.feature_encoder = encoder.FeatureEncoder(
-                num_heads, kernel_size, num_conv_layers, max_position, dropout, name="feature_encoder")
+                num_heads, kernel_size, num_conv_layers, max_position, dropout, name="feature_encoder"
+            )
         else:
             self.feature_encoder = encoder.BiLSTMEncoder(name="feature_encoder")
         if attention_type == "cqa":
@@ -110,8 +146,9 @@ class VSLNet(keras.Model):
         if self.char_cnn is not None:
             words = tf.concat([words, self.char_cnn(batch["char_ids"], training=training)], axis=-1)
         query = self.feature_encoder(self.query_projection(words), query_mask, training=training)
-        video = self.video_projection(self.video_dropout(tf.cast(video_features, self.compute_dtype),
-                                                         training=training))
+        video = self.video_projection(
+            self.video_dropout(tf.cast(video_features, self.compute_dtype), training=training)
+        )
         return video, video_mask, query, query_mask
 
     def localize(self, attended, video_mask, sentence, training=False):
@@ -139,15 +176,20 @@ class VSLNet(keras.Model):
         if highlight_logits is not None:
             mask = tf.sequence_mask(batch["video_length"], tf.shape(highlight_logits)[-1])
             total, count = losses.weighted_binary_cross_entropy(
-                highlight_logits, batch["highlight"], mask, self.hyperparameters["positive_weight"])
+                highlight_logits, batch["highlight"], mask, self.hyperparameters["positive_weight"]
+            )
             components["highlight_loss" + suffix] = (
-                tf.reduce_sum(total), tf.reduce_sum(count), self.hyperparameters["highlight_lambda"])
+                tf.reduce_sum(total),
+                tf.reduce_sum(count),
+                self.hyperparameters["highlight_lambda"],
+            )
         return components
 
     def loss_components(self, batch, outputs):
         """{name: (numerator, denominator, weight)} float32 scalars of the training objective (spec 3)."""
-        return self.scale_loss_components(batch, outputs["start_logits"], outputs["end_logits"],
-                                          outputs.get("highlight_logits"))
+        return self.scale_loss_components(
+            batch, outputs["start_logits"], outputs["end_logits"], outputs.get("highlight_logits")
+        )
 
     def compute_losses(self, batch, outputs):
         """Training objective on one replica: dict of float32 scalars, each term and `loss`, the total."""
@@ -177,17 +219,29 @@ class VSLNetL(VSLNet):
         if not clip_lengths or min(clip_lengths) <= 0:
             raise ValueError(f"clip_lengths must be a non-empty list of positive lengths, got {clip_lengths}")
         if max(clip_lengths) > self.hyperparameters["max_position"]:
-            raise ValueError(f"clip length {max(clip_lengths)} exceeds max_position="
-                             f"{self.hyperparameters['max_position']}")
+            raise ValueError(
+                f"clip length {max(clip_lengths)} exceeds max_position={self.hyperparameters['max_position']}"
+            )
         nil_max_position = int(nil_max_position or max(clip_lengths))
         if nil_max_position < max(clip_lengths):
-            raise ValueError(f"nil_max_position={nil_max_position} is shorter than the longest clip {max(clip_lengths)}")
-        self.hyperparameters = dict(self.hyperparameters, clip_lengths=clip_lengths, nil_lambda=float(nil_lambda),
-                                    nil_max_position=nil_max_position)
+            raise ValueError(
+                f"nil_max_position={nil_max_position} is shorter than the longest clip {max(clip_lengths)}"
+            )
+        self.hyperparameters = dict(
+            self.hyperparameters,
+            clip_lengths=clip_lengths,
+            nil_lambda=float(nil_lambda),
+            nil_max_position=nil_max_position,
+        )
         hp = self.hyperparameters
         self.nil_prediction = nil.NilPrediction(
-            hp["num_heads"], hp["kernel_size"], hp["num_conv_layers"], nil_max_position, hp["dropout"],
-            name="nil_prediction")
+            hp["num_heads"],
+            hp["kernel_size"],
+            hp["num_conv_layers"],
+            nil_max_position,
+            hp["dropout"],
+            name="nil_prediction",
+        )
 
     def call(self, batch, training=False):
         video, video_mask, query, query_mask = self.embed(batch, training=training)
@@ -197,7 +251,8 @@ class VSLNetL(VSLNet):
         attended, nil_logits, clip_masks = [], [], []
         for clip_length in clip_lengths:
             features, logits, clip_mask = self._split_attend_concat(
-                video, video_mask, query, query_mask, clip_length, training=training)
+                video, video_mask, query, query_mask, clip_length, training=training
+            )
             attended.append(features)
             pad = [[0, 0], [0, max_clips - logits.shape[1]]]
             nil_logits.append(tf.pad(logits, pad))
@@ -206,8 +261,11 @@ class VSLNetL(VSLNet):
         # on the batch axis instead of one per scale (one 600-step LSTM loop instead of four at n = 600).
         num_scales = len(clip_lengths)
         stacked = self.localize(
-            tf.concat(attended, axis=0), tf.tile(video_mask, [num_scales, 1]),
-            tf.tile(sentence, [num_scales, 1]) if sentence is not None else None, training=training)
+            tf.concat(attended, axis=0),
+            tf.tile(video_mask, [num_scales, 1]),
+            tf.tile(sentence, [num_scales, 1]) if sentence is not None else None,
+            training=training,
+        )
         outputs = {key: tf.stack(tf.split(value, num_scales, axis=0), axis=1) for key, value in stacked.items()}
         outputs["nil_logits"] = tf.stack(nil_logits, axis=1)
         outputs["clip_mask"] = tf.stack(clip_masks, axis=1)
@@ -217,8 +275,10 @@ class VSLNetL(VSLNet):
         """One scale: returns re-weighted features [B, n, d], nil logits [B, K] and the clip mask [B, K]."""
         padded_length, hidden_size = video.shape[1], video.shape[2]
         if padded_length is None or padded_length % clip_length:
-            raise ValueError(f"VSLNet-L needs the video padded to a static multiple of every clip length; got "
-                             f"{padded_length} positions for clip length {clip_length}")
+            raise ValueError(
+                f"VSLNet-L needs the video padded to a static multiple of every clip length; got "
+                f"{padded_length} positions for clip length {clip_length}"
+            )
         num_clips = padded_length // clip_length
         clips = tf.reshape(video, [-1, clip_length, hidden_size])
         clips_mask = tf.reshape(video_mask, [-1, clip_length])
@@ -242,23 +302,45 @@ class VSLNetL(VSLNet):
         components = {}
         for index, clip_length in enumerate(hp["clip_lengths"]):
             suffix = f"/clip_{clip_length}"
-            components.update(self.scale_loss_components(
-                batch, outputs["start_logits"][:, index], outputs["end_logits"][:, index],
-                outputs["highlight_logits"][:, index] if self.use_highlighting else None, suffix))
+            components.update(
+                self.scale_loss_components(
+                    batch,
+                    outputs["start_logits"][:, index],
+                    outputs["end_logits"][:, index],
+                    outputs["highlight_logits"][:, index] if self.use_highlighting else None,
+                    suffix,
+                )
+            )
             num_clips = outputs["start_logits"].shape[-1] // clip_length
             clip_mask = outputs["clip_mask"][:, index, :num_clips]
             nil_targets = labels.nil_labels(batch["start_index"], batch["end_index"], clip_length, num_clips)
             total, count = losses.weighted_binary_cross_entropy(
-                outputs["nil_logits"][:, index, :num_clips], nil_targets, clip_mask, hp["positive_weight"])
+                outputs["nil_logits"][:, index, :num_clips], nil_targets, clip_mask, hp["positive_weight"]
+            )
             components["nil_loss" + suffix] = (tf.reduce_sum(total), tf.reduce_sum(count), hp["nil_lambda"])
         return components
 
 
 def model_kwargs(config):
     """Constructor arguments shared by every model type from an experiment config (ml_collections ConfigDict)."""
-    keys = ("word_dim", "hidden_size", "num_heads", "kernel_size", "num_conv_layers", "dropout", "use_char_cnn",
-            "char_dim", "char_kernel_widths", "char_filters", "encoder_type", "attention_type",
-            "highlight_projection", "predictor_head", "highlight_lambda", "positive_weight")
+    keys = (
+        "word_dim",
+        "hidden_size",
+        "num_heads",
+        "kernel_size",
+        "num_conv_layers",
+        "dropout",
+        "use_char_cnn",
+        "char_dim",
+        "char_kernel_widths",
+        "char_filters",
+        "encoder_type",
+        "attention_type",
+        "highlight_projection",
+        "predictor_head",
+        "highlight_lambda",
+        "positive_weight",
+    )
     kwargs = {key: config[key] for key in keys if key in config}
     kwargs["max_position"] = config.get("max_position") or max(config.max_video_len, config.max_query_len)
     return kwargs
@@ -274,8 +356,13 @@ def build_model(config, vocabulary_size, num_chars, word_vectors=None):
     """
     if config.model not in MODEL_TYPES:
         raise ValueError(f"config.model must be one of {MODEL_TYPES}, got {config.model!r}")
-    kwargs = dict(model_kwargs(config), vocabulary_size=vocabulary_size, num_chars=num_chars,
-                  video_feature_dim=config.video_feature_dim, word_vectors=word_vectors)
+    kwargs = dict(
+        model_kwargs(config),
+        vocabulary_size=vocabulary_size,
+        num_chars=num_chars,
+        video_feature_dim=config.video_feature_dim,
+        word_vectors=word_vectors,
+    )
     if config.model == "vslnet_l":
         model = VSLNetL(clip_lengths=tuple(config.clip_lengths), nil_lambda=config.get("nil_lambda", 1.0), **kwargs)
     else:

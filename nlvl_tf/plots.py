@@ -27,8 +27,9 @@ PREDICTION_STYLE = dict(color="tab:red", linestyle="--", linewidth=1.6)
 def _figure(width, height, rows=1, sharex=False, height_ratios=None):
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, 1, sharex=sharex, squeeze=False,
-                           gridspec_kw={"height_ratios": height_ratios} if height_ratios else None)[:, 0]
+    axes = figure.subplots(
+        rows, 1, sharex=sharex, squeeze=False, gridspec_kw={"height_ratios": height_ratios} if height_ratios else None
+    )[:, 0]
     return figure, list(axes)
 
 
@@ -77,8 +78,18 @@ def _figure_legend(figure, axes):
     figure.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=len(entries), fontsize=9)
 
 
-def plot_query_probabilities(path, times, start_probs, end_probs, highlight, truth, prediction, duration, query,
-                             title="Start / end probabilities and highlighting (paper Fig. 15)"):
+def plot_query_probabilities(
+    path,
+    times,
+    start_probs,
+    end_probs,
+    highlight,
+    truth,
+    prediction,
+    duration,
+    query,
+    title="Start / end probabilities and highlighting (paper Fig. 15)",
+):
     """Start and end boundary probabilities (top) and highlighting scores (bottom) of one query along its video.
 
     Args:
@@ -116,8 +127,17 @@ def plot_query_probabilities(path, times, start_probs, end_probs, highlight, tru
     return _save(figure, path)
 
 
-def plot_similarity(path, times, tokens, similarity, truth, prediction, duration, query,
-                    title="Context-query similarity S (paper Fig. 12)"):
+def plot_similarity(
+    path,
+    times,
+    tokens,
+    similarity,
+    truth,
+    prediction,
+    duration,
+    query,
+    title="Context-query similarity S (paper Fig. 12)",
+):
     """The context-query attention's similarity scores as a heat map: query tokens down, video time across.
 
     Args:
@@ -130,12 +150,19 @@ def plot_similarity(path, times, tokens, similarity, truth, prediction, duration
     times = _vector("times", times)
     similarity = np.asarray(similarity, dtype=np.float64)
     if similarity.shape != (len(times), len(tokens)) or not len(tokens):
-        raise ValueError(f"similarity must be [N={len(times)}, tokens={len(tokens)}] with at least one token, got "
-                         f"shape {similarity.shape}")
+        raise ValueError(
+            f"similarity must be [N={len(times)}, tokens={len(tokens)}] with at least one token, got "
+            f"shape {similarity.shape}"
+        )
     truth, prediction = _span("truth", truth), _span("prediction", prediction)
     figure, (axis,) = _figure(9.0, 1.9 + 0.32 * len(tokens))
-    image = axis.imshow(similarity.T, aspect="auto", cmap="viridis", interpolation="nearest",
-                        extent=(0.0, duration, len(tokens) - 0.5, -0.5))
+    image = axis.imshow(
+        similarity.T,
+        aspect="auto",
+        cmap="viridis",
+        interpolation="nearest",
+        extent=(0.0, duration, len(tokens) - 0.5, -0.5),
+    )
     axis.set_yticks(range(len(tokens)), labels=tokens)
     outlined = [patheffects.withStroke(linewidth=3.5, foreground="black")]
     for boundary, label in zip(truth, ("ground truth", None)):
@@ -150,8 +177,16 @@ def plot_similarity(path, times, tokens, similarity, truth, prediction, duration
     return _save(figure, path)
 
 
-def plot_clip_scores(path, clip_edges, clip_scores, truth, prediction, duration, query,
-                     title="VSLNet-L clip scores per scale (paper Fig. 16)"):
+def plot_clip_scores(
+    path,
+    clip_edges,
+    clip_scores,
+    truth,
+    prediction,
+    duration,
+    query,
+    title="VSLNet-L clip scores per scale (paper Fig. 16)",
+):
     """Each scale's nil-prediction clip scores along the video, one panel per scale.
 
     Args:
@@ -162,8 +197,10 @@ def plot_clip_scores(path, clip_edges, clip_scores, truth, prediction, duration,
         The Figure; one `StepPatch` per panel, `get_data()` gives (scores, edges).
     """
     if not clip_scores or set(clip_scores) != set(clip_edges):
-        raise ValueError(f"clip_scores and clip_edges need the same non-empty scales, got {sorted(clip_scores)} "
-                         f"and {sorted(clip_edges)}")
+        raise ValueError(
+            f"clip_scores and clip_edges need the same non-empty scales, got {sorted(clip_scores)} "
+            f"and {sorted(clip_edges)}"
+        )
     truth, prediction = _span("truth", truth), _span("prediction", prediction)
     figure, axes = _figure(9.0, 1.6 + 1.35 * len(clip_scores), len(clip_scores), sharex=True)
     for axis, clip_length in zip(axes, clip_scores):
@@ -187,8 +224,13 @@ def _histogram(series, bins, xlabel, title):
         raise ValueError("a histogram needs at least one series")
     figure, (axis,) = _figure(8.0, 4.2)
     names = list(series)
-    axis.hist([np.asarray(series[name], dtype=np.float64) for name in names], bins=bins, label=names,
-              edgecolor="black", linewidth=0.5)
+    axis.hist(
+        [np.asarray(series[name], dtype=np.float64) for name in names],
+        bins=bins,
+        label=names,
+        edgecolor="black",
+        linewidth=0.5,
+    )
     axis.set_xlabel(xlabel)
     axis.set_ylabel("queries")
     axis.set_title(title)
@@ -233,8 +275,12 @@ def plot_length_error_histogram(path, errors, title="Predicted minus true moment
         raise ValueError("plot_length_error_histogram needs at least one series")
     bins = length_error_bins(errors)
     clipped = {name: np.clip(np.asarray(values, np.float64), bins[0], bins[-1]) for name, values in errors.items()}
-    figure, axis = _histogram(clipped, bins, "predicted length - ground-truth length (s); the outer bins "
-                              "include everything beyond them", title)
+    figure, axis = _histogram(
+        clipped,
+        bins,
+        "predicted length - ground-truth length (s); the outer bins include everything beyond them",
+        title,
+    )
     axis.axvline(0.0, color="black", linewidth=1.0)
     return _save(figure, path)
 
@@ -245,10 +291,17 @@ def _grouped_bars(axis, bin_labels, series, value_format):
     width = 0.8 / len(series)
     for offset, (name, values) in enumerate(series.items()):
         values = _vector(f"values of {name!r}", values, len(bin_labels))
-        bars = axis.bar(positions + (offset - (len(series) - 1) / 2) * width, values, width, label=name,
-                        edgecolor="black", linewidth=0.5)
-        axis.bar_label(bars, labels=["" if np.isnan(v) else value_format.format(v) for v in values], fontsize=8,
-                       padding=2)
+        bars = axis.bar(
+            positions + (offset - (len(series) - 1) / 2) * width,
+            values,
+            width,
+            label=name,
+            edgecolor="black",
+            linewidth=0.5,
+        )
+        axis.bar_label(
+            bars, labels=["" if np.isnan(v) else value_format.format(v) for v in values], fontsize=8, padding=2
+        )
     axis.set_xticks(positions, labels=bin_labels)
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=9)

@@ -9,6 +9,7 @@ import re
 import keras
 import tensorflow as tf
 from absl import logging
+
 # No public API sets the coordination service's timeouts: the strategy's own set-up, with bounds (TF is pinned < 2.22).
 from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
 from tensorflow.python.distribute import multi_worker_util
@@ -53,10 +54,13 @@ def make_strategy(config):
         physical = tf.config.list_physical_devices("CPU")[0]
         try:
             tf.config.set_logical_device_configuration(
-                physical, [tf.config.LogicalDeviceConfiguration()] * config.num_cpu_replicas)
+                physical, [tf.config.LogicalDeviceConfiguration()] * config.num_cpu_replicas
+            )
         except RuntimeError as error:
-            raise RuntimeError(f"mirrored strategy on CPU needs {config.num_cpu_replicas} logical CPU devices, "
-                               f"configured before TensorFlow starts: {error}") from error
+            raise RuntimeError(
+                f"mirrored strategy on CPU needs {config.num_cpu_replicas} logical CPU devices, "
+                f"configured before TensorFlow starts: {error}"
+            ) from error
         cpus = tf.config.list_logical_devices("CPU")
     devices = [device.name for device in cpus[: config.num_cpu_replicas]]
     logging.info("mirrored strategy over logical CPU devices %s", devices)
@@ -91,12 +95,18 @@ def _bound_coordination(config):
     A timeout on the collective ops themselves would also fire when one worker is only slower (a long evaluation).
     """
     cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
-    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job))
-            for job in ("chief", "worker") if job in cluster.jobs]
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in cluster.jobs
+    ]
     context.context().configure_coordination_service(
-        service_type="standalone", service_leader=multi_worker_util.coordination_leader(cluster),
-        coordinated_jobs=jobs, cluster_register_timeout_in_ms=int(1000 * config.multi_worker_connect_timeout),
-        heartbeat_timeout_in_ms=int(1000 * config.multi_worker_heartbeat_timeout))
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(cluster),
+        coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=int(1000 * config.multi_worker_connect_timeout),
+        heartbeat_timeout_in_ms=int(1000 * config.multi_worker_heartbeat_timeout),
+    )
     context.context().coordination_service.cluster_register_with_barrier = True  # makes the connect bound hold
 
 
@@ -115,15 +125,18 @@ def reporting_lost_workers(config, workdir):
             f"never starts stops them all (config.multi_worker_heartbeat_timeout="
             f"{config.multi_worker_heartbeat_timeout}, multi_worker_connect_timeout="
             f"{config.multi_worker_connect_timeout} s). Start every worker again with the same command: training "
-            f"resumes from the last checkpoint in {workdir}") from error
+            f"resumes from the last checkpoint in {workdir}"
+        ) from error
 
 
 def _peer_failure(error):
     """The useful part of TensorFlow's message: which worker and what happened to it."""
     message = re.sub(r"\{\{[^}]*\}\}\s*", "", str(getattr(error, "message", error)))
     message = message.rsplit("Collective ops is aborted by:", 1)[-1]
-    for marker, what in (("stopped sending heartbeats", "stopped sending heartbeats"),
-                         ("Some timed out task names", "never connected")):
+    for marker, what in (
+        ("stopped sending heartbeats", "stopped sending heartbeats"),
+        ("Some timed out task names", "never connected"),
+    ):
         if marker in message:  # the task names follow the marker
             tasks = re.match(r"[):\s]*((?:/job:\w+/replica:\d+/task:\d+\s*)*)", message.split(marker, 1)[1])
             return f"{', '.join(tasks.group(1).split()) or 'a worker'} {what}"

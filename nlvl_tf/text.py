@@ -159,9 +159,7 @@ class Vocabulary:
 
     def __post_init__(self):
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.words):
-            raise ValueError(
-                f"vectors must be [{len(self.words)}, dim] (one row per word), got {self.vectors.shape}"
-            )
+            raise ValueError(f"vectors must be [{len(self.words)}, dim] (one row per word), got {self.vectors.shape}")
 
     @property
     def num_words(self):

@@ -18,12 +18,7 @@ import tensorflow as tf
 from absl import logging
 
 from nlvl_tf import data as data_lib
-from nlvl_tf import evaluation
-from nlvl_tf import input_pipeline
-from nlvl_tf import losses
-from nlvl_tf import models
-from nlvl_tf import runtime
-from nlvl_tf import text
+from nlvl_tf import evaluation, input_pipeline, losses, models, runtime, text
 from nlvl_tf import workdir as workdir_lib
 
 TRAIN_KEYS = evaluation.MODEL_INPUT_KEYS + ("start_index", "end_index", "highlight")
@@ -59,7 +54,8 @@ def make_optimizer(config, total_steps):
     """
     schedule = WarmupLinearDecay(config.learning_rate, total_steps, int(config.warmup_proportion * total_steps))
     optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=config.weight_decay, epsilon=config.adam_epsilon)
+        learning_rate=schedule, weight_decay=config.weight_decay, epsilon=config.adam_epsilon
+    )
     optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
     if config.mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -126,8 +122,15 @@ class Trainer:
         runtime.configure(config)
         self.strategy = runtime.make_strategy(config)
         self.chief = runtime.is_chief(self.strategy)
-        self.output_dir = workdir if self.chief else os.path.join(
-            workdir, "workers", f"{self.strategy.cluster_resolver.task_type}_{self.strategy.cluster_resolver.task_id}")
+        self.output_dir = (
+            workdir
+            if self.chief
+            else os.path.join(
+                workdir,
+                "workers",
+                f"{self.strategy.cluster_resolver.task_type}_{self.strategy.cluster_resolver.task_id}",
+            )
+        )
         os.makedirs(self.output_dir, exist_ok=True)
         self.jit_compile = runtime.use_xla(config)
         self.splits = data_lib.load_splits(config, self._needed_splits())
@@ -137,8 +140,10 @@ class Trainer:
         train = self.splits[config.train_split]
         self.steps_per_epoch = input_pipeline.num_train_batches(train, config)
         if self.steps_per_epoch == 0:
-            raise ValueError(f"the training split {config.train_split!r} has fewer usable records than one batch "
-                             f"of {config.batch_size}")
+            raise ValueError(
+                f"the training split {config.train_split!r} has fewer usable records than one batch "
+                f"of {config.batch_size}"
+            )
         self.total_steps = self.steps_per_epoch * config.epochs
         with self.strategy.scope():
             self.model = models.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
@@ -150,15 +155,25 @@ class Trainer:
         # them is what makes a resumed run draw the same dropout masks as an uninterrupted one.
         rng_states = [v for v in self.model.non_trainable_variables if "seed_generator_state" in v.path]
         self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, best_value=self.best_value,
-            evals_without_improvement=self.evals_without_improvement, rng_states=rng_states)
+            model=self.model,
+            optimizer=self.optimizer,
+            best_value=self.best_value,
+            evals_without_improvement=self.evals_without_improvement,
+            rng_states=rng_states,
+        )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(self.output_dir, workdir_lib.CHECKPOINTS_DIR), max_to_keep=config.max_checkpoints,
-            step_counter=self.optimizer.iterations)
+            self.checkpoint,
+            os.path.join(self.output_dir, workdir_lib.CHECKPOINTS_DIR),
+            max_to_keep=config.max_checkpoints,
+            step_counter=self.optimizer.iterations,
+        )
         self.best_checkpoint = tf.train.Checkpoint(model=self.model)
         self.best_manager = tf.train.CheckpointManager(
-            self.best_checkpoint, os.path.join(self.output_dir, workdir_lib.BEST_DIR), max_to_keep=1,
-            step_counter=self.optimizer.iterations)
+            self.best_checkpoint,
+            os.path.join(self.output_dir, workdir_lib.BEST_DIR),
+            max_to_keep=1,
+            step_counter=self.optimizer.iterations,
+        )
         self.predict = evaluation.make_predict_fn(self.model, config)
         self.train_step = make_train_step(self.model, self.optimizer, self.strategy, config, self.jit_compile)
         self.writer = tf.summary.create_file_writer(os.path.join(self.output_dir, "tensorboard"))
@@ -166,11 +181,14 @@ class Trainer:
     def _needed_splits(self):
         config = self.config
         self.selection_split = config.selection_split or (
-            "validation" if "validation" in data_lib.available_splits(config) else config.eval_split)
+            "validation" if "validation" in data_lib.available_splits(config) else config.eval_split
+        )
         if self.selection_split == config.eval_split:
-            logging.warning("selecting the best checkpoint on the %r split, which is also the reported split: this "
-                            "reproduces the authors' protocol (best-on-test), not a clean held-out selection",
-                            config.eval_split)
+            logging.warning(
+                "selecting the best checkpoint on the %r split, which is also the reported split: this "
+                "reproduces the authors' protocol (best-on-test), not a clean held-out selection",
+                config.eval_split,
+            )
         return list(dict.fromkeys([config.train_split, self.selection_split, config.eval_split]))
 
     def _vocabulary(self):
@@ -202,14 +220,18 @@ class Trainer:
             logging.info("resumed from %s at step %d", path, int(self.optimizer.iterations.numpy()))
             return path
         if found:
-            raise ValueError(f"no checkpoint in {self.manager.directory} reads back whole ({', '.join(found)} are "
-                             f"partial or corrupt): remove them to train from the start")
+            raise ValueError(
+                f"no checkpoint in {self.manager.directory} reads back whole ({', '.join(found)} are "
+                f"partial or corrupt): remove them to train from the start"
+            )
         return None
 
     def _save_config(self):
         if self.chief:
-            workdir_lib.write_atomically(os.path.join(self.workdir, workdir_lib.CONFIG_FILE),
-                                         self.config.to_json_best_effort(indent=2, sort_keys=True))
+            workdir_lib.write_atomically(
+                os.path.join(self.workdir, workdir_lib.CONFIG_FILE),
+                self.config.to_json_best_effort(indent=2, sort_keys=True),
+            )
         logging.info("config:\n%s", self.config)
 
     def _distributed_batches(self, epoch, position):
@@ -235,15 +257,17 @@ class Trainer:
             if self.chief:
                 workdir_lib.write_atomically(
                     os.path.join(self.workdir, workdir_lib.BEST_DIR, "metrics.json"),
-                    json.dumps({"step": step, "split": self.selection_split, "metrics": results}, indent=2))
+                    json.dumps({"step": step, "split": self.selection_split, "metrics": results}, indent=2),
+                )
         else:
             self.evals_without_improvement.assign_add(1)
         with self.writer.as_default(step=step):
             for selection, values in results.items():
                 for key, metric in values.items():
                     tf.summary.scalar(f"{self.selection_split}/{selection or 'top'}/{key}", metric)
-        logging.info("step %d %s %s%s", step, self.selection_split, _format_metrics(chosen),
-                     " (best)" if improved else "")
+        logging.info(
+            "step %d %s %s%s", step, self.selection_split, _format_metrics(chosen), " (best)" if improved else ""
+        )
         self.manager.save(checkpoint_number=step)
         return self.config.patience and int(self.evals_without_improvement.numpy()) >= self.config.patience
 
@@ -255,21 +279,31 @@ class Trainer:
         eval_every = max(self.steps_per_epoch // max(config.evals_per_epoch, 1), 1)
         step = int(self.optimizer.iterations.numpy())
         stop = self.config.patience and int(self.evals_without_improvement.numpy()) >= self.config.patience
-        logging.info("training %s: %d steps (%d per epoch, %d epochs), XLA %s, %d replica(s)", config.model,
-                     self.total_steps, self.steps_per_epoch, config.epochs, self.jit_compile,
-                     self.strategy.num_replicas_in_sync)
+        logging.info(
+            "training %s: %d steps (%d per epoch, %d epochs), XLA %s, %d replica(s)",
+            config.model,
+            self.total_steps,
+            self.steps_per_epoch,
+            config.epochs,
+            self.jit_compile,
+            self.strategy.num_replicas_in_sync,
+        )
         while step < self.total_steps and not stop:
             epoch, position = divmod(step, self.steps_per_epoch)
-            progress = keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["loss", "examples/s"],
-                                           verbose=(1 if sys.stdout.isatty() else 2) if self.chief else 0)
+            progress = keras.utils.Progbar(
+                self.steps_per_epoch,
+                stateful_metrics=["loss", "examples/s"],
+                verbose=(1 if sys.stdout.isatty() else 2) if self.chief else 0,
+            )
             progress.update(position)
             started, started_step = time.perf_counter(), step
             for batch in self._distributed_batches(epoch, position):
                 terms = self.train_step(batch)
                 step += 1
                 rate = (step - started_step) * config.batch_size / (time.perf_counter() - started)
-                progress.update(step - epoch * self.steps_per_epoch,
-                                [("loss", float(terms["loss"])), ("examples/s", rate)])
+                progress.update(
+                    step - epoch * self.steps_per_epoch, [("loss", float(terms["loss"])), ("examples/s", rate)]
+                )
                 if step % config.log_every_steps == 0 or step == self.total_steps:
                     self._log_scalars(step, terms, rate)
                 end_of_epoch = step % self.steps_per_epoch == 0
@@ -295,8 +329,9 @@ class Trainer:
             workdir_lib.restore(self.best_checkpoint, best[0], partial=True)
         records, predictions, results = self.evaluate(self.config.eval_split)
         if self.chief:
-            evaluation.write_results(os.path.join(self.workdir, workdir_lib.EVAL_DIR, self.config.eval_split), records,
-                                     predictions, results)
+            evaluation.write_results(
+                os.path.join(self.workdir, workdir_lib.EVAL_DIR, self.config.eval_split), records, predictions, results
+            )
         return results
 
     def cleanup(self):
@@ -322,4 +357,3 @@ def train_and_evaluate(config, workdir):
     for selection, values in results.items():
         logging.info("%s %s%s", config.eval_split, f"[{selection}] " if selection else "", _format_metrics(values))
     return results
-

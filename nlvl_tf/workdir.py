@@ -10,8 +10,7 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
-from nlvl_tf import models
-from nlvl_tf import text
+from nlvl_tf import models, text
 
 CONFIG_FILE = "config.json"
 VOCABULARY_DIR = "vocabulary"
@@ -105,8 +104,9 @@ def restore(checkpoint, path, partial=False):
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         reason = str(error).strip().splitlines()[0][:300]
-        raise ValueError(f"checkpoint {path} does not fit this model (was the config changed since it was "
-                         f"written?): {reason}") from None
+        raise ValueError(
+            f"checkpoint {path} does not fit this model (was the config changed since it was written?): {reason}"
+        ) from None
 
 
 def load_trained_model(workdir, checkpoint="best"):

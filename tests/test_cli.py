@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import configs
-from nlvl_tf import models
-from nlvl_tf import text
+from nlvl_tf import configs, models, text
 from nlvl_tf import workdir as workdir_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -29,8 +27,13 @@ cli.run(main)
 
 
 def run(*command, env=None):
-    return subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})))
+    return subprocess.run(
+        [sys.executable, *map(str, command)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})),
+    )
 
 
 def error_line(result):
@@ -41,11 +44,14 @@ def error_line(result):
     return lines[0]
 
 
-@pytest.mark.parametrize("kind, status, message", [
-    ("user", 2, "error: input.txt:3: start must be a number"),
-    ("missing", 2, "error: the config has no 'n'"),
-    ("fault", 3, "error: multi_worker: lost contact with another worker"),
-])
+@pytest.mark.parametrize(
+    "kind, status, message",
+    [
+        ("user", 2, "error: input.txt:3: start must be a number"),
+        ("missing", 2, "error: the config has no 'n'"),
+        ("fault", 3, "error: multi_worker: lost contact with another worker"),
+    ],
+)
 def test_user_errors_and_faults_are_one_line_with_their_status(tmp_path, kind, status, message):
     result = run("-c", RAISES, kind)
     assert result.returncode == status and error_line(result) == message
@@ -59,20 +65,28 @@ def test_a_bug_keeps_its_traceback_and_nlvl_traceback_shows_a_user_errors():
 
 
 def test_an_unknown_config_key_names_the_flag_and_the_key(tmp_path):
-    result = run(REPO / "experiments" / "train.py", f"--config={SMOKE}", f"--workdir={tmp_path}",
-                 "--config.hiden_size=3")
+    result = run(
+        REPO / "experiments" / "train.py", f"--config={SMOKE}", f"--workdir={tmp_path}", "--config.hiden_size=3"
+    )
     assert result.returncode == 2
-    assert error_line(result) == "error: --config.hiden_size: the config has no key 'hiden_size' (did you mean " \
-                                 "'hidden_size'?)"
+    assert (
+        error_line(result) == "error: --config.hiden_size: the config has no key 'hiden_size' (did you mean "
+        "'hidden_size'?)"
+    )
     assert not any(tmp_path.iterdir())
 
 
 def test_a_corrupt_glove_file_is_named_with_its_line(tmp_path, synthetic_data_dir):
     glove = tmp_path / "glove.txt"
     glove.write_text("the 0.1 0.2\nperson 0.3\n", encoding="utf-8")
-    result = run(REPO / "experiments" / "train.py", f"--config={SMOKE}", f"--workdir={tmp_path / 'run'}",
-                 f"--config.data_dir={synthetic_data_dir}", f"--config.word_vectors_path={glove}",
-                 f"--config.word_vectors_cache_dir={tmp_path / 'cache'}")
+    result = run(
+        REPO / "experiments" / "train.py",
+        f"--config={SMOKE}",
+        f"--workdir={tmp_path / 'run'}",
+        f"--config.data_dir={synthetic_data_dir}",
+        f"--config.word_vectors_path={glove}",
+        f"--config.word_vectors_cache_dir={tmp_path / 'cache'}",
+    )
     assert result.returncode == 2
     assert error_line(result) == f"error: {glove}, line 2: 1 values, expected 2"
 
@@ -80,8 +94,11 @@ def test_a_corrupt_glove_file_is_named_with_its_line(tmp_path, synthetic_data_di
 def test_export_names_a_corrupt_best_checkpoint(tmp_path):
     """A workdir as training leaves it, with its best checkpoint cut short (a disk full, a partial copy)."""
     config = configs.base_config()
-    config.update(dict(video_feature_dim=8, max_video_len=16, max_query_len=6, hidden_size=16, num_heads=2,
-                       word_dim=8, char_dim=4))
+    config.update(
+        dict(
+            video_feature_dim=8, max_video_len=16, max_query_len=6, hidden_size=16, num_heads=2, word_dim=8, char_dim=4
+        )
+    )
     vocabulary = text.Vocabulary(("the", "door"), ("t", "h", "e"), np.ones((2, config.word_dim), np.float32))
     vocabulary.save(str(tmp_path / workdir_lib.VOCABULARY_DIR))
     workdir_lib.write_atomically(str(tmp_path / workdir_lib.CONFIG_FILE), config.to_json_best_effort())

@@ -5,8 +5,7 @@ import pathlib
 
 import pytest
 
-from nlvl_tf import configs
-from nlvl_tf import models
+from nlvl_tf import configs, models
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
 

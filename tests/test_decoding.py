@@ -15,9 +15,7 @@ def brute_force_ranking(start_probs, end_probs, length):
     Scores are float32 products, the quantity the decoder ranks, so equal-score ties are exact.
     """
     spans = [
-        (np.float32(start_probs[s]) * np.float32(end_probs[e]), s, e)
-        for s in range(length)
-        for e in range(s, length)
+        (np.float32(start_probs[s]) * np.float32(end_probs[e]), s, e) for s in range(length) for e in range(s, length)
     ]
     return sorted(spans, key=lambda span: (-span[0], span[1], span[2]))
 
@@ -86,9 +84,7 @@ def test_best_span_breaks_ties_by_lowest_start_then_lowest_end():
 def test_scale_axis_gives_the_same_spans_as_each_scale_alone():
     start_probs, end_probs, mask, _ = random_tables(5, 6, 10, with_ties=True)
     shape = (2, 3, 10)
-    stacked = decoding.top_k_spans(
-        start_probs.reshape(shape), end_probs.reshape(shape), mask.reshape(shape), k=3
-    )
+    stacked = decoding.top_k_spans(start_probs.reshape(shape), end_probs.reshape(shape), mask.reshape(shape), k=3)
     flat = decoding.top_k_spans(start_probs, end_probs, mask, k=3)
     for got, want in zip(stacked, flat):
         assert got.shape == (2, 3, 3)
@@ -100,9 +96,7 @@ def test_decoding_under_xla_matches_eager():
 
     @tf.function(jit_compile=True)
     def decode(start_probs, end_probs, mask):
-        return decoding.top_k_spans(start_probs, end_probs, mask, k=5), decoding.best_span(
-            start_probs, end_probs, mask
-        )
+        return decoding.top_k_spans(start_probs, end_probs, mask, k=5), decoding.best_span(start_probs, end_probs, mask)
 
     compiled = decode(start_probs, end_probs, mask)
     eager = (decoding.top_k_spans(start_probs, end_probs, mask, k=5), decoding.best_span(start_probs, end_probs, mask))

@@ -12,18 +12,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import decoding
-from nlvl_tf import export
+from nlvl_tf import decoding, export, labels, models, text
 from nlvl_tf import features as features_lib
-from nlvl_tf import labels
-from nlvl_tf import models
-from nlvl_tf import text
 from tests import test_models
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DUMMY = REPO / "tfds_builders"
-QUERIES = ["the person opens the door.", "a man throws the ball after he sits down", "zyxw qqq unknown!",
-           "Somebody's cooking an egg", "door", "the person opens the door."]
+QUERIES = [
+    "the person opens the door.",
+    "a man throws the ball after he sits down",
+    "zyxw qqq unknown!",
+    "Somebody's cooking an egg",
+    "door",
+    "the person opens the door.",
+]
 
 
 def dummy_queries():
@@ -85,8 +87,9 @@ def _keras_answers(model, config, vocabulary_dir, features, lengths, durations):
         rows.append(features_lib.pad(resampled, config.max_video_len)[0])
         new_lengths.append(int(resampled.shape[0]))
     new_lengths = tf.constant(new_lengths, tf.int32)
-    outputs = model({"video_features": tf.stack(rows), "video_length": new_lengths, "word_ids": word_ids,
-                     "char_ids": char_ids})
+    outputs = model(
+        {"video_features": tf.stack(rows), "video_length": new_lengths, "word_ids": word_ids, "char_ids": char_ids}
+    )
     start, end, score = decoding.ranked_spans(outputs, new_lengths, 4, "pm")
     start_time, end_time = labels.index_to_time(start, end, tf.constant(durations), new_lengths)
     return {"start_time": start_time.numpy(), "end_time": end_time.numpy(), "score": score.numpy()}
@@ -111,9 +114,14 @@ def test_fresh_tensorflow_only_process_gets_the_keras_models_answers(model_type,
     config, model, export_dir = _exported(tmp_path, vocabulary_dir, model_type)
     features, lengths, durations = _inputs()
     np.savez(tmp_path / "inputs.npz", features=features, lengths=lengths, durations=durations)
-    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(export_dir), str(tmp_path / "inputs.npz"),
-                             json.dumps(QUERIES)], capture_output=True, text=True, timeout=300,
-                            cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(export_dir), str(tmp_path / "inputs.npz"), json.dumps(QUERIES)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     expected = _keras_answers(model, config, vocabulary_dir, features, lengths, durations)
@@ -169,15 +177,18 @@ def test_localizer_answers_one_video_many_queries_and_a_batch_of_videos(localize
         assert got == pytest.approx(want, rel=1e-5)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda loc, f: loc.predict(f, 10.0, "   "), "query 0 is empty"),
-    (lambda loc, f: loc.predict(f[:, :5], 10.0, "door"), r"shape \[T, 12\].*got \[20, 5\]"),
-    (lambda loc, f: loc.predict(f, 0.0, "door"), "duration must be a positive number"),
-    (lambda loc, f: loc.predict(f, -3, "door"), "duration must be a positive number"),
-    (lambda loc, f: loc.predict(f.astype(np.int32), 10.0, "door"), "floating point"),
-    (lambda loc, f: loc.predict(np.where(f > 1, np.nan, f), 10.0, "door"), "NaN or Inf"),
-    (lambda loc, f: loc.predict(f, 10.0, "door", top_k=9), r"top_k must be an int in \[1, 4\]"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda loc, f: loc.predict(f, 10.0, "   "), "query 0 is empty"),
+        (lambda loc, f: loc.predict(f[:, :5], 10.0, "door"), r"shape \[T, 12\].*got \[20, 5\]"),
+        (lambda loc, f: loc.predict(f, 0.0, "door"), "duration must be a positive number"),
+        (lambda loc, f: loc.predict(f, -3, "door"), "duration must be a positive number"),
+        (lambda loc, f: loc.predict(f.astype(np.int32), 10.0, "door"), "floating point"),
+        (lambda loc, f: loc.predict(np.where(f > 1, np.nan, f), 10.0, "door"), "NaN or Inf"),
+        (lambda loc, f: loc.predict(f, 10.0, "door", top_k=9), r"top_k must be an int in \[1, 4\]"),
+    ],
+)
 def test_localizer_errors_say_what_was_expected(localizer, call, message):
     loc, _ = localizer
     features = np.random.default_rng(1).normal(size=(20, 12)).astype(np.float32)
@@ -189,17 +200,24 @@ def test_signature_rejects_a_length_larger_than_the_sequence(localizer):
     _, export_dir = localizer
     serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="video_length is larger than the feature sequence"):
-        serve(video_features=tf.zeros([1, 5, 12]), video_length=tf.constant([6]), duration=tf.constant([2.0]),
-              query=tf.constant(["door"]))
+        serve(
+            video_features=tf.zeros([1, 5, 12]),
+            video_length=tf.constant([6]),
+            duration=tf.constant([2.0]),
+            query=tf.constant(["door"]),
+        )
 
 
 def _run_predict(export_dir, features_path, *arguments):
     flags = {"--saved_model": str(export_dir), "--features": str(features_path), "--duration": "10", "--query": "door"}
     flags.update(argument.split("=", 1) for argument in arguments)
-    return subprocess.run([sys.executable, str(REPO / "experiments" / "predict.py"),
-                           *[f"{k}={v}" for k, v in flags.items()]],
-                          capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin",
-                                                                             "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "predict.py"), *[f"{k}={v}" for k, v in flags.items()]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 def _truncated_npy(path):
@@ -207,19 +225,23 @@ def _truncated_npy(path):
     path.write_bytes(path.read_bytes()[:-10])
 
 
-@pytest.mark.parametrize("arguments, write_features, message", [
-    (["--query=  "], None, "query 0 is empty"),
-    (["--duration=0"], None, "duration must be a positive number"),
-    (["--length=99"], None, "--length=99 must be in [1, 20]"),
-    ([], lambda path: np.save(path, np.zeros((20, 5), np.float32)), "shape [T, 12]"),
-    # Bytes that are not UTF-8 reach Python as lone surrogates (os.fsdecode), and are sent back as the same bytes.
-    (["--query=the \udcff\udcfe door"], None, "query 0 is not valid UTF-8 text"),
-    ([], _truncated_npy, "video.npy: cannot read a .npy array"),
-    ([], lambda path: path.write_bytes(b""), "video.npy: cannot read a .npy array"),
-    ([], lambda path: np.save(path, np.zeros(12, np.float32)), "expected a [T, D] array, got shape [12]"),
-])
-def test_predict_command_line_errors_are_one_line_without_traceback(localizer, tmp_path, arguments, write_features,
-                                                                    message):
+@pytest.mark.parametrize(
+    "arguments, write_features, message",
+    [
+        (["--query=  "], None, "query 0 is empty"),
+        (["--duration=0"], None, "duration must be a positive number"),
+        (["--length=99"], None, "--length=99 must be in [1, 20]"),
+        ([], lambda path: np.save(path, np.zeros((20, 5), np.float32)), "shape [T, 12]"),
+        # Bytes that are not UTF-8 reach Python as lone surrogates (os.fsdecode), and are sent back as the same bytes.
+        (["--query=the \udcff\udcfe door"], None, "query 0 is not valid UTF-8 text"),
+        ([], _truncated_npy, "video.npy: cannot read a .npy array"),
+        ([], lambda path: path.write_bytes(b""), "video.npy: cannot read a .npy array"),
+        ([], lambda path: np.save(path, np.zeros(12, np.float32)), "expected a [T, D] array, got shape [12]"),
+    ],
+)
+def test_predict_command_line_errors_are_one_line_without_traceback(
+    localizer, tmp_path, arguments, write_features, message
+):
     _, export_dir = localizer
     path = tmp_path / "video.npy"
     (write_features or (lambda p: np.save(p, np.zeros((20, 12), np.float32))))(path)
@@ -242,6 +264,7 @@ def test_predict_command_prints_ranked_json(localizer, tmp_path):
 
 # ------------------------------------------------------------------------------ hostile inputs at serving
 
+
 @pytest.fixture(scope="module")
 def signatures(localizer):
     loaded = tf.saved_model.load(str(localizer[1]))
@@ -249,9 +272,12 @@ def signatures(localizer):
 
 
 def _serve_one(serve, features, query, duration=10.0, length=None):
-    outputs = serve(video_features=tf.constant(features[None], tf.float32),
-                    video_length=tf.constant([len(features) if length is None else length], tf.int32),
-                    duration=tf.constant([duration], tf.float32), query=tf.constant([query]))
+    outputs = serve(
+        video_features=tf.constant(features[None], tf.float32),
+        video_length=tf.constant([len(features) if length is None else length], tf.int32),
+        duration=tf.constant([duration], tf.float32),
+        query=tf.constant([query]),
+    )
     return {key: outputs[key].numpy()[0] for key in export.SERVING_OUTPUTS}
 
 
@@ -264,12 +290,15 @@ def _assert_ranked_moments_inside(answer, duration):
 REPEATED = "the person opens the door " * 400  # 10,000 characters, 2,000 words
 
 
-@pytest.mark.parametrize("query, same_as", [
-    ("!!! ?", None),  # punctuation only: punctuation tokens (UNK here), answered
-    ("zyxw qqqq vvvv", None),  # only unknown words: all UNK, answered
-    (REPEATED, " ".join(REPEATED.split()[:10])),  # 10,000 characters: the first M = 10 words count
-    (b"the \xff\xfe door \xc3", "the \ufffd\ufffd door \ufffd"),  # not UTF-8: each bad byte reads as U+FFFD
-])
+@pytest.mark.parametrize(
+    "query, same_as",
+    [
+        ("!!! ?", None),  # punctuation only: punctuation tokens (UNK here), answered
+        ("zyxw qqqq vvvv", None),  # only unknown words: all UNK, answered
+        (REPEATED, " ".join(REPEATED.split()[:10])),  # 10,000 characters: the first M = 10 words count
+        (b"the \xff\xfe door \xc3", "the \ufffd\ufffd door \ufffd"),  # not UTF-8: each bad byte reads as U+FFFD
+    ],
+)
 def test_signature_answers_hostile_queries(signatures, query, same_as):
     serve, tokenize = signatures
     features = np.random.default_rng(3).normal(size=(30, 12)).astype(np.float32)
@@ -287,14 +316,17 @@ def test_signature_answers_hostile_queries(signatures, query, same_as):
         np.testing.assert_array_equal(word_ids[:3], [text.UNK_ID] * 3)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda f, d, q: (np.where(np.arange(30)[:, None] == 4, np.nan, f), d, q), "NaN or Inf .* batch indices.*0"),
-    (lambda f, d, q: (np.where(np.arange(30)[:, None] == 29, np.inf, f), d, q), "NaN or Inf"),
-    (lambda f, d, q: (f, d, ""), "query is empty or blank"),
-    (lambda f, d, q: (f, d, " \n\t "), "query is empty or blank"),
-    (lambda f, d, q: (f, 0.0, q), "duration must be > 0"),
-    (lambda f, d, q: (f, -4.0, q), "duration must be > 0"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda f, d, q: (np.where(np.arange(30)[:, None] == 4, np.nan, f), d, q), "NaN or Inf .* batch indices.*0"),
+        (lambda f, d, q: (np.where(np.arange(30)[:, None] == 29, np.inf, f), d, q), "NaN or Inf"),
+        (lambda f, d, q: (f, d, ""), "query is empty or blank"),
+        (lambda f, d, q: (f, d, " \n\t "), "query is empty or blank"),
+        (lambda f, d, q: (f, 0.0, q), "duration must be > 0"),
+        (lambda f, d, q: (f, -4.0, q), "duration must be > 0"),
+    ],
+)
 def test_signature_refuses_what_it_cannot_answer(signatures, change, message):
     serve, _ = signatures
     features, duration, query = change(np.zeros((30, 12), np.float32), 10.0, "door")
@@ -305,8 +337,12 @@ def test_signature_refuses_what_it_cannot_answer(signatures, change, message):
 def test_signature_refuses_features_of_another_dimension(signatures):
     serve, _ = signatures
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"video_features must be \[B, T, 12\]"):
-        serve(video_features=tf.zeros([1, 5, 7]), video_length=tf.constant([5]), duration=tf.constant([2.0]),
-              query=tf.constant(["door"]))
+        serve(
+            video_features=tf.zeros([1, 5, 7]),
+            video_length=tf.constant([5]),
+            duration=tf.constant([2.0]),
+            query=tf.constant(["door"]),
+        )
 
 
 def test_signature_ignores_nan_past_video_length(signatures):
@@ -331,22 +367,28 @@ def test_localizer_answers_a_one_row_and_a_100000_row_video(localizer):
     assert answer == loc.predict(resampled, 3600.0, "the person opens the door")
 
 
-@pytest.mark.parametrize("features, query, message", [
-    (np.zeros((0, 12), np.float32), "door", r"features has no rows \(T = 0\)"),
-    (np.zeros((20, 12), np.float32), "the door \udcff", "query 0 is not valid UTF-8 text .* character 9"),
-])
+@pytest.mark.parametrize(
+    "features, query, message",
+    [
+        (np.zeros((0, 12), np.float32), "door", r"features has no rows \(T = 0\)"),
+        (np.zeros((20, 12), np.float32), "the door \udcff", "query 0 is not valid UTF-8 text .* character 9"),
+    ],
+)
 def test_localizer_refuses_empty_videos_and_text_that_is_not_utf8(localizer, features, query, message):
     loc, _ = localizer
     with pytest.raises(ValueError, match=message):
         loc.predict(features, 10.0, query)
 
 
-@pytest.mark.parametrize("damage", [
-    lambda d: (d / "saved_model.pb").unlink(),
-    lambda d: (d / "saved_model.pb").write_bytes((d / "saved_model.pb").read_bytes()[:100]),
-    lambda d: (d / "variables" / "variables.data-00000-of-00001").write_bytes(b"\0" * 10),
-    lambda d: (d / "variables" / "variables.index").unlink(),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: (d / "saved_model.pb").unlink(),
+        lambda d: (d / "saved_model.pb").write_bytes((d / "saved_model.pb").read_bytes()[:100]),
+        lambda d: (d / "variables" / "variables.data-00000-of-00001").write_bytes(b"\0" * 10),
+        lambda d: (d / "variables" / "variables.index").unlink(),
+    ],
+)
 def test_localizer_names_a_partial_or_corrupt_export(localizer, tmp_path, damage):
     _, export_dir = localizer
     copy = tmp_path / "export"

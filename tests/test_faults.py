@@ -21,14 +21,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from nlvl_tf import configs
+from nlvl_tf import configs, runtime
 from nlvl_tf import data as data_lib
-from nlvl_tf import runtime
 from nlvl_tf import workdir as workdir_lib
-from tests.test_training import _free_port
-from tests.test_training import read_json
-from tests.test_training import run
-from tests.test_training import train_command
+from tests.test_training import _free_port, read_json, run, train_command
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 EPOCHS = "--config.epochs=3"  # 81 steps, an evaluation and two checkpoint writes (best, latest) every 27
@@ -38,12 +34,14 @@ POLL_S = 0.0005  # a checkpoint write of the smoke model lasts milliseconds
 
 # ------------------------------------------------------------------------------------------ helpers
 
+
 def assert_same_run(workdir, reference):
     """Same metrics, predictions and final weights, bit for bit, and nothing half-written left behind."""
     for name in ("eval/test/metrics.json", "eval/test/length_buckets.json", "best/metrics.json"):
         assert read_json(workdir / name) == read_json(reference / name), name
-    assert (workdir / "eval/test/predictions.jsonl").read_bytes() == \
-        (reference / "eval/test/predictions.jsonl").read_bytes()
+    assert (workdir / "eval/test/predictions.jsonl").read_bytes() == (
+        reference / "eval/test/predictions.jsonl"
+    ).read_bytes()
     for directory in (workdir_lib.CHECKPOINTS_DIR, workdir_lib.BEST_DIR):
         ours = workdir_lib.checkpoints_newest_first(str(workdir / directory))[0]
         theirs = workdir_lib.checkpoints_newest_first(str(reference / directory))[0]
@@ -111,8 +109,9 @@ def train_with_kills(command, workdir, triggers):
             break
         process.send_signal(signal.SIGKILL)
         process.wait()
-        cut = next(filter(None, (writing(workdir / d) for d in (workdir_lib.CHECKPOINTS_DIR, workdir_lib.BEST_DIR))),
-                   None)
+        cut = next(
+            filter(None, (writing(workdir / d) for d in (workdir_lib.CHECKPOINTS_DIR, workdir_lib.BEST_DIR))), None
+        )
         kills.append((trigger, round(time.monotonic() - started, 1), cut and cut.name))
     run(command)
     print("kills (trigger, seconds, write cut short):", kills)
@@ -129,16 +128,21 @@ def reference_run(synthetic_data_dir, tmp_path_factory):
 
 # ------------------------------------------------------------------------------------ training
 
+
 def test_two_runs_with_the_same_seed_are_bit_identical(reference_run, synthetic_data_dir, tmp_path):
     run(train_command(tmp_path, synthetic_data_dir, EPOCHS))
     assert_same_run(tmp_path, reference_run)
 
 
 def test_sigkill_during_start_up_a_checkpoint_write_and_an_epoch_resumes_to_the_same_run(
-        reference_run, synthetic_data_dir, tmp_path):
+    reference_run, synthetic_data_dir, tmp_path
+):
     rng = random.Random(7)
-    triggers = [("after", rng.uniform(2, 10)), ("write", workdir_lib.CHECKPOINTS_DIR),
-                ("after_checkpoint", rng.uniform(0.5, 3))]
+    triggers = [
+        ("after", rng.uniform(2, 10)),
+        ("write", workdir_lib.CHECKPOINTS_DIR),
+        ("after_checkpoint", rng.uniform(0.5, 3)),
+    ]
     kills = train_with_kills(train_command(tmp_path, synthetic_data_dir, EPOCHS), tmp_path, triggers)
     assert len(kills) == 3
     assert kills[1][2] and kills[1][2].endswith("_temp"), f"the kill missed the checkpoint write: {kills}"
@@ -152,8 +156,9 @@ def test_sigkill_at_ten_random_points_resumes_to_the_same_run(synthetic_data_dir
     run(command(reference))
     rng = random.Random(11)
     # Shuffled; together they move the run on by at most ~8 of its 10 epochs, so every kill finds the run alive.
-    triggers = [("after", rng.uniform(1, 15)) for _ in range(3)] + [("after_checkpoint", rng.uniform(0, 4))
-                                                                   for _ in range(3)]
+    triggers = [("after", rng.uniform(1, 15)) for _ in range(3)] + [
+        ("after_checkpoint", rng.uniform(0, 4)) for _ in range(3)
+    ]
     triggers += [("write", workdir_lib.CHECKPOINTS_DIR)] * 2 + [("write", workdir_lib.BEST_DIR)]
     rng.shuffle(triggers)
     kills = train_with_kills(command(resumed), resumed, triggers + [("eval", None)])
@@ -162,7 +167,8 @@ def test_sigkill_at_ten_random_points_resumes_to_the_same_run(synthetic_data_dir
 
 
 def test_a_corrupt_newest_checkpoint_and_a_lost_state_file_resume_from_the_one_before(
-        reference_run, synthetic_data_dir, tmp_path):
+    reference_run, synthetic_data_dir, tmp_path
+):
     workdir = tmp_path / "run"
     shutil.copytree(reference_run, workdir)
     shutil.rmtree(workdir / workdir_lib.EVAL_DIR)
@@ -181,26 +187,40 @@ def test_training_refuses_a_workdir_whose_checkpoints_are_all_damaged(reference_
     shutil.copytree(reference_run, workdir)
     for path in (workdir / workdir_lib.CHECKPOINTS_DIR).glob("*.data-*"):
         path.write_bytes(b"")
-    result = subprocess.run(train_command(workdir, synthetic_data_dir, EPOCHS), capture_output=True, text=True,
-                            env=ENV, timeout=600)
+    result = subprocess.run(
+        train_command(workdir, synthetic_data_dir, EPOCHS), capture_output=True, text=True, env=ENV, timeout=600
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        f"error: no checkpoint in {workdir / workdir_lib.CHECKPOINTS_DIR} reads back whole")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: no checkpoint in {workdir / workdir_lib.CHECKPOINTS_DIR} reads back whole")
+    )
 
 
 # --------------------------------------------------------------------------------------- tfds build
 
+
 def dataset_contents(data_dir):
     """Every example of every split of nlvl_synthetic/small, decoded, in file order."""
     builder = tfds.builder("nlvl_synthetic/small", data_dir=str(data_dir))
-    return {split: [(ex["video_id"], ex["duration"], ex["features"].tobytes(), *map(list, ex["annotations"].values()))
-                    for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))]
-            for split in sorted(builder.info.splits)}
+    return {
+        split: [
+            (ex["video_id"], ex["duration"], ex["features"].tobytes(), *map(list, ex["annotations"].values()))
+            for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))
+        ]
+        for split in sorted(builder.info.splits)
+    }
 
 
 def test_tfds_build_killed_midway_then_rerun_builds_the_same_dataset(synthetic_data_dir, tmp_path):
-    command = [os.path.join(os.path.dirname(sys.executable), "tfds"), "build",
-               str(REPO / "tfds_builders" / "nlvl_synthetic"), "--config=small", f"--data_dir={tmp_path}"]
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "tfds"),
+        "build",
+        str(REPO / "tfds_builders" / "nlvl_synthetic"),
+        "--config=small",
+        f"--data_dir={tmp_path}",
+    ]
     versions = tmp_path / "nlvl_synthetic" / "small"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     while process.poll() is None and not any("tfrecord" in path.name for path in versions.glob("incomplete*/*")):
@@ -230,11 +250,18 @@ def start_workers(workdir, data_dir, log_dir, *overrides, indices=(0, 1)):
     cluster = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
     processes = {}
     for index in indices:
-        env = dict(ENV, TF_CONFIG=json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker",
-                                                                                      "index": index}}))
-        command = train_command(workdir, data_dir, "--config.strategy=multi_worker", "--config.deterministic=false",
-                                f"--config.multi_worker_heartbeat_timeout={HEARTBEAT_S}",
-                                f"--config.multi_worker_connect_timeout={CONNECT_S}", *overrides)
+        env = dict(
+            ENV, TF_CONFIG=json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
+        )
+        command = train_command(
+            workdir,
+            data_dir,
+            "--config.strategy=multi_worker",
+            "--config.deterministic=false",
+            f"--config.multi_worker_heartbeat_timeout={HEARTBEAT_S}",
+            f"--config.multi_worker_connect_timeout={CONNECT_S}",
+            *overrides,
+        )
         with open(log_dir / f"{index}.log", "w", encoding="utf-8") as log:
             processes[index] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
     return processes
@@ -263,19 +290,23 @@ def lose_worker(processes, victim, how, log_dir):
     assert "Traceback" not in stderr, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, stderr[-3000:]
-    print(f"worker {victim} lost ({signal.Signals(how).name}): worker {1 - victim} exited {survivor.returncode} "
-          f"after {seconds:.1f} s: {errors[0]}")
+    print(
+        f"worker {victim} lost ({signal.Signals(how).name}): worker {1 - victim} exited {survivor.returncode} "
+        f"after {seconds:.1f} s: {errors[0]}"
+    )
     return survivor.returncode, seconds, errors[0]
 
 
-@pytest.mark.parametrize("victim, how", [
-    pytest.param(1, signal.SIGKILL, id="worker1-killed"),
-    pytest.param(0, signal.SIGKILL, id="worker0-killed", marks=pytest.mark.slow),
-    pytest.param(1, signal.SIGSTOP, id="worker1-hung", marks=pytest.mark.slow),  # alive, silent
-    pytest.param(0, signal.SIGSTOP, id="worker0-hung", marks=pytest.mark.slow),
-])
-def test_a_lost_worker_stops_the_other_with_one_error_line_within_the_bound(
-        synthetic_data_dir, tmp_path, victim, how):
+@pytest.mark.parametrize(
+    "victim, how",
+    [
+        pytest.param(1, signal.SIGKILL, id="worker1-killed"),
+        pytest.param(0, signal.SIGKILL, id="worker0-killed", marks=pytest.mark.slow),
+        pytest.param(1, signal.SIGSTOP, id="worker1-hung", marks=pytest.mark.slow),  # alive, silent
+        pytest.param(0, signal.SIGSTOP, id="worker0-hung", marks=pytest.mark.slow),
+    ],
+)
+def test_a_lost_worker_stops_the_other_with_one_error_line_within_the_bound(synthetic_data_dir, tmp_path, victim, how):
     processes = start_workers(tmp_path / "run", synthetic_data_dir, tmp_path)
     wait_until_training(tmp_path / "0.log", processes)
     time.sleep(random.Random(victim).uniform(1, 3))
@@ -285,28 +316,47 @@ def test_a_lost_worker_stops_the_other_with_one_error_line_within_the_bound(
     assert f"resumes from the last checkpoint in {tmp_path / 'run'}" in error
 
 
-HEARTBEAT_MESSAGE = ("{{function_node __wrapped__CollectiveReduceV2}} Collective ops is aborted by: Error reported "
-                     "from /job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\n"
-                     "/job:worker/replica:0/task:1\nThe tasks have crashed. Check the task logs")
-BARRIER_MESSAGE = ("Barrier timed out. Id: [Init]Wait_for_all_tasks_to_register::0.\nThe first task at the barrier: "
-                   "/job:worker/replica:0/task:0. Some timed out task names:\n/job:worker/replica:0/task:1\n\n\nRPC: "
-                   "/tensorflow.CoordinationService/RegisterTask from remote target /job:worker/replica:0/task:0")
-LEADER_MESSAGE = ("Failed to send RPC to coordination service. Either the leader task was preempted/died/restarted "
-                  "unexpectedly or this task is experiencing network issues.")
+HEARTBEAT_MESSAGE = (
+    "{{function_node __wrapped__CollectiveReduceV2}} Collective ops is aborted by: Error reported "
+    "from /job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\n"
+    "/job:worker/replica:0/task:1\nThe tasks have crashed. Check the task logs"
+)
+BARRIER_MESSAGE = (
+    "Barrier timed out. Id: [Init]Wait_for_all_tasks_to_register::0.\nThe first task at the barrier: "
+    "/job:worker/replica:0/task:0. Some timed out task names:\n/job:worker/replica:0/task:1\n\n\nRPC: "
+    "/tensorflow.CoordinationService/RegisterTask from remote target /job:worker/replica:0/task:0"
+)
+LEADER_MESSAGE = (
+    "Failed to send RPC to coordination service. Either the leader task was preempted/died/restarted "
+    "unexpectedly or this task is experiencing network issues."
+)
 
 
-@pytest.mark.parametrize("error, what", [
-    (tf.errors.UnavailableError(None, None, HEARTBEAT_MESSAGE), "/job:worker/replica:0/task:1 stopped sending"),
-    (tf.errors.DeadlineExceededError(None, None, BARRIER_MESSAGE), "/job:worker/replica:0/task:1 never connected"),
-    (tf.errors.UnavailableError(None, None, "Graph execution error:\n\nCollective ops is aborted by: recvmsg:"
-                                            "Connection reset by peer\nAdditional GRPC error"), "recvmsg:Connection"),
-    (tf.errors.UnavailableError(None, None, LEADER_MESSAGE), r"the leader \(the chief, or worker 0\), which runs"),
-])
+@pytest.mark.parametrize(
+    "error, what",
+    [
+        (tf.errors.UnavailableError(None, None, HEARTBEAT_MESSAGE), "/job:worker/replica:0/task:1 stopped sending"),
+        (tf.errors.DeadlineExceededError(None, None, BARRIER_MESSAGE), "/job:worker/replica:0/task:1 never connected"),
+        (
+            tf.errors.UnavailableError(
+                None,
+                None,
+                "Graph execution error:\n\nCollective ops is aborted by: recvmsg:"
+                "Connection reset by peer\nAdditional GRPC error",
+            ),
+            "recvmsg:Connection",
+        ),
+        (tf.errors.UnavailableError(None, None, LEADER_MESSAGE), r"the leader \(the chief, or worker 0\), which runs"),
+    ],
+)
 def test_a_lost_peer_error_names_the_worker_and_what_to_do(error, what):
     config = configs.base_config()
     config.strategy = "multi_worker"
-    with pytest.raises(runtime.WorkerLostError, match=rf"^multi_worker: lost contact with another worker \({what}"
-                                                      rf".*\); a worker that dies"):
+    with pytest.raises(
+        runtime.WorkerLostError,
+        match=rf"^multi_worker: lost contact with another worker \({what}"
+        rf".*\); a worker that dies",
+    ):
         with runtime.reporting_lost_workers(config, "/w"):
             raise error
     config.strategy = "default"  # a single process has no peer to lose: the error is not dressed up

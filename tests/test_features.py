@@ -102,8 +102,13 @@ def test_resample_batch_equals_resample_and_pad_per_video(num_rows, max_length, 
     """The exported model's batched resampling against the per-video functions, with lengths on both sides of n and
     NaN in the rows past each length (which the export lets callers leave unset)."""
     rng = np.random.default_rng(num_rows)
-    lengths = np.array(sorted({1, num_rows // 2 + 1, max_length - 1, max_length, max_length + 1, num_rows - 1,
-                               num_rows} & set(range(1, num_rows + 1))), np.int32)
+    lengths = np.array(
+        sorted(
+            {1, num_rows // 2 + 1, max_length - 1, max_length, max_length + 1, num_rows - 1, num_rows}
+            & set(range(1, num_rows + 1))
+        ),
+        np.int32,
+    )
     batch = rng.normal(size=(len(lengths), num_rows, 3)).astype(np.float32)
     for row, length in enumerate(lengths):
         batch[row, length:] = np.nan

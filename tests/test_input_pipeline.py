@@ -254,7 +254,9 @@ def test_length_bucketing_pads_each_batch_to_its_bucket(encoder):
     config = make_config(max_video_len=16, batch_size=4, drop_remainder=False, length_bucketing=True)
     data = input_pipeline.SplitData.from_videos(video_dataset(many_videos()), config)
     assert input_pipeline.bucket_bounds(16) == [4, 8, 16]
-    reference = next(iter(input_pipeline.eval_batches(data, encoder, make_config(max_video_len=16, eval_batch_size=64))))
+    reference = next(
+        iter(input_pipeline.eval_batches(data, encoder, make_config(max_video_len=16, eval_batch_size=64)))
+    )
     features_of = {q: f for q, f in zip(reference["query"].numpy(), reference["video_features"].numpy())}
     seen = []
     for batch in input_pipeline.train_batches(data, encoder, config, 0):
@@ -323,12 +325,15 @@ def test_split_data_is_refused_inside_a_strategy_scope():
             input_pipeline.SplitData.from_videos(video_dataset(VIDEOS), make_config())
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"duration": 0.0}, "'bad' has duration 0.0, expected > 0"),
-    ({"duration": -2.0}, "'bad' has duration -2.0, expected > 0"),
-    ({"features": np.where(ramp(4) == 2.0, np.nan, ramp(4))}, "'bad' has NaN or Inf features"),
-    ({"features": np.where(ramp(40) == 7.0, np.inf, ramp(40))}, "'bad' has NaN or Inf features"),  # resampled too
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"duration": 0.0}, "'bad' has duration 0.0, expected > 0"),
+        ({"duration": -2.0}, "'bad' has duration -2.0, expected > 0"),
+        ({"features": np.where(ramp(4) == 2.0, np.nan, ramp(4))}, "'bad' has NaN or Inf features"),
+        ({"features": np.where(ramp(40) == 7.0, np.inf, ramp(40))}, "'bad' has NaN or Inf features"),  # resampled too
+    ],
+)
 def test_a_video_the_model_cannot_take_is_named(change, message):
     broken = [*VIDEOS, {**VIDEOS[2], "video_id": "bad", **change}]
     with pytest.raises(ValueError, match=message):
@@ -336,8 +341,14 @@ def test_a_video_the_model_cannot_take_is_named(change, message):
 
 
 def test_a_one_row_video_is_one_unit_long(encoder):
-    video = {"video_id": "one", "duration": 2.5, "features": ramp(1) + 7.0, "query": ["a man", "the door"],
-             "start": [0.5, 0.0], "end": [1.0, 2.5]}
+    video = {
+        "video_id": "one",
+        "duration": 2.5,
+        "features": ramp(1) + 7.0,
+        "query": ["a man", "the door"],
+        "start": [0.5, 0.0],
+        "end": [1.0, 2.5],
+    }
     data = input_pipeline.SplitData.from_videos(video_dataset([video]), make_config())
     assert data.video_length.tolist() == [1]
     np.testing.assert_array_equal(data.start_index, [0, 0])

@@ -88,9 +88,23 @@ def test_by_video_length_uses_right_inclusive_paper_bins():
     predictions = PREDICTIONS + PREDICTIONS[:2]
     report = metrics.by_video_length(durations, video_ids, predictions, ground_truth)
     assert [row["bin"] for row in report] == [
-        "0-2 min", "2-4 min", "4-6 min", "6-8 min", "8-10 min", "10-12 min", ">12 min"
+        "0-2 min",
+        "2-4 min",
+        "4-6 min",
+        "6-8 min",
+        "8-10 min",
+        "10-12 min",
+        ">12 min",
     ]
-    assert [(row["videos"], row["queries"]) for row in report] == [(2, 3), (1, 1), (0, 0), (0, 0), (0, 0), (1, 1), (1, 1)]
+    assert [(row["videos"], row["queries"]) for row in report] == [
+        (2, 3),
+        (1, 1),
+        (0, 0),
+        (0, 0),
+        (0, 0),
+        (1, 1),
+        (1, 1),
+    ]
     assert [row["metrics"] is None for row in report] == [False, False, True, True, True, False, False]
     assert (report[0]["low_seconds"], report[0]["high_seconds"]) == (0.0, 120.0)
     assert (report[-1]["low_seconds"], report[-1]["high_seconds"]) == (720.0, None)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import labels
-from nlvl_tf import models
+from nlvl_tf import labels, models
 from tests.layers import checks
 
 RNG = np.random.default_rng(7)
@@ -17,10 +16,25 @@ QUERY_LENGTHS = [6, 3, 1]
 
 
 def small_config(model="vslnet", **overrides):
-    config = ml_collections.ConfigDict(dict(
-        model=model, video_feature_dim=12, max_video_len=24, max_query_len=6, max_word_len=5, word_dim=8,
-        hidden_size=16, num_heads=2, kernel_size=3, num_conv_layers=2, dropout=0.0, char_dim=4,
-        char_filters=(2, 2, 2, 2), clip_lengths=(6, 8, 12), max_position=48))
+    config = ml_collections.ConfigDict(
+        dict(
+            model=model,
+            video_feature_dim=12,
+            max_video_len=24,
+            max_query_len=6,
+            max_word_len=5,
+            word_dim=8,
+            hidden_size=16,
+            num_heads=2,
+            kernel_size=3,
+            num_conv_layers=2,
+            dropout=0.0,
+            char_dim=4,
+            char_filters=(2, 2, 2, 2),
+            clip_lengths=(6, 8, 12),
+            max_position=48,
+        )
+    )
     config.update(overrides)
     return config
 
@@ -41,10 +55,18 @@ def random_batch(video_length=24, query_length=6, word_length=5):
     word_ids[0, 1] = 1  # an out-of-vocabulary word, so the UNK row is used
     starts = np.array([2, 4, 0])
     ends = np.array([20, 12, 3])
-    highlight = np.stack([labels.highlight_labels(s, e, n, video_length).numpy()
-                          for s, e, n in zip(starts, ends, VIDEO_LENGTHS)])
-    return {"video_features": features, "video_length": np.array(VIDEO_LENGTHS, "int32"), "word_ids": word_ids,
-            "char_ids": char_ids, "start_index": starts, "end_index": ends, "highlight": highlight}
+    highlight = np.stack(
+        [labels.highlight_labels(s, e, n, video_length).numpy() for s, e, n in zip(starts, ends, VIDEO_LENGTHS)]
+    )
+    return {
+        "video_features": features,
+        "video_length": np.array(VIDEO_LENGTHS, "int32"),
+        "word_ids": word_ids,
+        "char_ids": char_ids,
+        "start_index": starts,
+        "end_index": ends,
+        "highlight": highlight,
+    }
 
 
 def pad_batch(batch, video_length, query_length, word_length):
@@ -53,14 +75,17 @@ def pad_batch(batch, video_length, query_length, word_length):
     padded["video_features"] = checks.pad_with_noise(batch["video_features"], video_length)
     padded["word_ids"] = np.pad(batch["word_ids"], ((0, 0), (0, query_length - batch["word_ids"].shape[1])))
     char_ids = batch["char_ids"]
-    padded["char_ids"] = np.pad(char_ids, ((0, 0), (0, query_length - char_ids.shape[1]),
-                                           (0, word_length - char_ids.shape[2])))
+    padded["char_ids"] = np.pad(
+        char_ids, ((0, 0), (0, query_length - char_ids.shape[1]), (0, word_length - char_ids.shape[2]))
+    )
     padded["highlight"] = np.pad(batch["highlight"], ((0, 0), (0, video_length - batch["highlight"].shape[1])))
     return padded
 
 
 VARIANTS = {
-    "vslbase": {}, "vslnet": {}, "vslnet_l": {},
+    "vslbase": {},
+    "vslnet": {},
+    "vslnet_l": {},
     "vslbase_bilstm_cat": {"encoder_type": "bilstm", "attention_type": "cat"},
     "vslnet_paper_variant": {"use_char_cnn": False, "highlight_projection": False, "predictor_head": "linear"},
 }
@@ -94,17 +119,22 @@ def test_padding_to_twice_the_length_changes_no_valid_output(variant):
             for scale in range(3):
                 checks.assert_valid_positions_equal(short[key][:, scale], long[key][:, scale], VIDEO_LENGTHS)
         clip_mask = short["clip_mask"].numpy()
-        np.testing.assert_array_equal(long["clip_mask"].numpy()[:, :, :clip_mask.shape[2]], clip_mask)
-        assert not long["clip_mask"].numpy()[:, :, clip_mask.shape[2]:].any()
-        np.testing.assert_allclose(np.where(clip_mask, long["nil_logits"][:, :, :clip_mask.shape[2]], 0),
-                                   np.where(clip_mask, short["nil_logits"], 0), atol=1e-5)
+        np.testing.assert_array_equal(long["clip_mask"].numpy()[:, :, : clip_mask.shape[2]], clip_mask)
+        assert not long["clip_mask"].numpy()[:, :, clip_mask.shape[2] :].any()
+        np.testing.assert_allclose(
+            np.where(clip_mask, long["nil_logits"][:, :, : clip_mask.shape[2]], 0),
+            np.where(clip_mask, short["nil_logits"], 0),
+            atol=1e-5,
+        )
     else:
         for key in ("start_logits", "end_logits", "highlight_logits"):
             if key in short:
                 checks.assert_valid_positions_equal(short[key], long[key], VIDEO_LENGTHS)
     for key in ("span_loss", "highlight_loss", "nil_loss"):
-        losses_short, losses_long = model.compute_losses(batch, short), model.compute_losses(pad_batch(
-            batch, 48, 12, 9), long)
+        losses_short, losses_long = (
+            model.compute_losses(batch, short),
+            model.compute_losses(pad_batch(batch, 48, 12, 9), long),
+        )
         if key in losses_short:
             np.testing.assert_allclose(losses_long[key], losses_short[key], rtol=1e-5)
 
@@ -122,8 +152,11 @@ def test_gradients_reach_every_trainable_weight_and_never_the_word_vectors(varia
     # The output biases of the start/end heads shift every logit of a softmax equally, so their gradient is exactly
     # zero up to rounding (a dead parameter in the authors' model too).
     softmax_invariant = ("start_head_output/bias", "end_head_output/bias")
-    no_gradient = [v.path for v, g in zip(model.trainable_variables, grads)
-                   if not v.path.endswith(softmax_invariant) and not np.any(tf.convert_to_tensor(g).numpy())]
+    no_gradient = [
+        v.path
+        for v, g in zip(model.trainable_variables, grads)
+        if not v.path.endswith(softmax_invariant) and not np.any(tf.convert_to_tensor(g).numpy())
+    ]
     assert not no_gradient
     np.testing.assert_array_equal(frozen.numpy(), model.word_embedding.pretrained_vectors.numpy())
 
@@ -158,13 +191,21 @@ def test_vslnet_parameter_count_matches_the_authors_tf_model():
     CQA output layer) + 2 x 512 (PyTorch's second LSTM bias vector); we follow the TF model, which made the paper's
     numbers. The frozen GloVe rows are not trainable.
     """
-    config = ml_collections.ConfigDict(dict(model="vslnet", video_feature_dim=1024, max_video_len=128,
-                                            max_query_len=30, max_word_len=16))
+    config = ml_collections.ConfigDict(
+        dict(model="vslnet", video_feature_dim=1024, max_video_len=128, max_query_len=30, max_word_len=16)
+    )
     model = models.build_model(config, 1300, 40, np.zeros((1300, 300), "float32"))
     assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == 781_769
-    parts = {"video_projection": 131_200, "query_projection": 51_328, "char_cnn": 15_100 + 1_950,
-             "feature_encoder": 153_600, "cross_attention": 65_920, "highlighting": 32_896 + 129,
-             "sentence_pooling": 128, "span_predictor": 329_218}
+    parts = {
+        "video_projection": 131_200,
+        "query_projection": 51_328,
+        "char_cnn": 15_100 + 1_950,
+        "feature_encoder": 153_600,
+        "cross_attention": 65_920,
+        "highlighting": 32_896 + 129,
+        "sentence_pooling": 128,
+        "span_predictor": 329_218,
+    }
     for name, count in parts.items():
         assert getattr(model, name).count_params() == count, name
     frozen = [v for v in model.non_trainable_variables if v.dtype == "float32"]
@@ -180,7 +221,7 @@ def test_vslnet_l_clip_pass_equals_running_each_clip_separately():
     sentence = model.sentence_pooling(query, query_mask)
     clip_features, clip_logits = [], []
     for k in range(3):
-        clip, clip_mask = video[:, 8 * k:8 * (k + 1)], video_mask[:, 8 * k:8 * (k + 1)]
+        clip, clip_mask = video[:, 8 * k : 8 * (k + 1)], video_mask[:, 8 * k : 8 * (k + 1)]
         encoded = model.feature_encoder(clip, clip_mask)
         attended, _ = model.cross_attention(encoded, query, clip_mask, query_mask)
         nil_encoded, logits = model.nil_prediction(attended, clip_mask)
@@ -192,8 +233,9 @@ def test_vslnet_l_clip_pass_equals_running_each_clip_separately():
     weights = scores / scores.max(axis=1, keepdims=True)
     concatenated = np.concatenate([clip_features[k] * weights[:, k, None, None] for k in range(3)], axis=1)
     want = model.localize(tf.constant(concatenated), video_mask, sentence)
-    np.testing.assert_allclose(np.where(valid_clips, outputs["nil_logits"][:, 0], 0),
-                               np.where(valid_clips, clip_logits, 0), atol=1e-5)
+    np.testing.assert_allclose(
+        np.where(valid_clips, outputs["nil_logits"][:, 0], 0), np.where(valid_clips, clip_logits, 0), atol=1e-5
+    )
     for key in ("start_logits", "end_logits", "highlight_logits"):
         checks.assert_valid_positions_equal(outputs[key][:, 0], want[key], VIDEO_LENGTHS, atol=1e-4)
 
@@ -209,8 +251,7 @@ def test_vslnet_l_loss_is_the_sum_over_scales_with_nil_labels_of_overlapping_cli
         single(batch)
         single.set_weights(model.get_weights())
         per_scale.append(single.compute_losses(batch, single(batch)))
-        np.testing.assert_allclose(single(batch)["start_logits"][:, 0], outputs["start_logits"][:, index],
-                                   atol=1e-5)
+        np.testing.assert_allclose(single(batch)["start_logits"][:, 0], outputs["start_logits"][:, index], atol=1e-5)
     np.testing.assert_allclose(total["loss"], sum(float(terms["loss"]) for terms in per_scale), rtol=1e-5)
     num_clips = 24 // 8
     nil_targets = labels.nil_labels(batch["start_index"], batch["end_index"], 8, num_clips).numpy()
@@ -218,16 +259,31 @@ def test_vslnet_l_loss_is_the_sum_over_scales_with_nil_labels_of_overlapping_cli
 
 
 def test_vslnet_l_n600_four_scales_forward_and_backward_batch_2():
-    config = ml_collections.ConfigDict(dict(model="vslnet_l", video_feature_dim=64, max_video_len=600,
-                                            max_query_len=12, max_word_len=8, clip_lengths=(100, 120, 150, 200)))
+    config = ml_collections.ConfigDict(
+        dict(
+            model="vslnet_l",
+            video_feature_dim=64,
+            max_video_len=600,
+            max_query_len=12,
+            max_word_len=8,
+            clip_lengths=(100, 120, 150, 200),
+        )
+    )
     model = models.build_model(config, 50, 30, RNG.normal(size=(50, 300)).astype("float32"))
-    batch = {"video_features": RNG.normal(size=(2, 600, 64)).astype("float32"),
-             "video_length": np.array([600, 250], "int32"),
-             "word_ids": np.tile(np.r_[np.arange(2, 10), np.zeros(4)].astype("int32"), (2, 1)),
-             "char_ids": RNG.integers(1, 30, size=(2, 12, 8)).astype("int32"),
-             "start_index": np.array([120, 10]), "end_index": np.array([480, 60])}
-    batch["highlight"] = np.stack([labels.highlight_labels(s, e, n, 600).numpy() for s, e, n in
-                                   zip(batch["start_index"], batch["end_index"], batch["video_length"])])
+    batch = {
+        "video_features": RNG.normal(size=(2, 600, 64)).astype("float32"),
+        "video_length": np.array([600, 250], "int32"),
+        "word_ids": np.tile(np.r_[np.arange(2, 10), np.zeros(4)].astype("int32"), (2, 1)),
+        "char_ids": RNG.integers(1, 30, size=(2, 12, 8)).astype("int32"),
+        "start_index": np.array([120, 10]),
+        "end_index": np.array([480, 60]),
+    }
+    batch["highlight"] = np.stack(
+        [
+            labels.highlight_labels(s, e, n, 600).numpy()
+            for s, e, n in zip(batch["start_index"], batch["end_index"], batch["video_length"])
+        ]
+    )
     with tf.GradientTape() as tape:
         outputs = model(batch, training=True)
         terms = model.compute_losses(batch, outputs)
@@ -238,11 +294,14 @@ def test_vslnet_l_n600_four_scales_forward_and_backward_batch_2():
     assert np.isfinite(float(tf.linalg.global_norm(grads)))
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"model": "vslnet_xl"}, "config.model must be one of"),
-    ({"encoder_type": "gru"}, "encoder_type"),
-    ({"attention_type": "dot"}, "attention_type"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model": "vslnet_xl"}, "config.model must be one of"),
+        ({"encoder_type": "gru"}, "encoder_type"),
+        ({"attention_type": "dot"}, "attention_type"),
+    ],
+)
 def test_unknown_choices_are_clear_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
         models.build_model(small_config(**overrides), VOCABULARY, CHARS)

@@ -16,14 +16,7 @@ import pytest
 import tensorflow as tf
 
 from nlvl_tf import data as data_lib
-from nlvl_tf import evaluation
-from nlvl_tf import figures
-from nlvl_tf import input_pipeline
-from nlvl_tf import metrics
-from nlvl_tf import models
-from nlvl_tf import plots
-from nlvl_tf import text
-from nlvl_tf import training
+from nlvl_tf import evaluation, figures, input_pipeline, metrics, models, plots, text, training
 from nlvl_tf import workdir as workdir_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -55,8 +48,9 @@ def vslnet_l_workdir(vslnet_workdir, synthetic_data_dir, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("vslnet_l"))
     feature_dim = workdir_lib.load_config(vslnet_workdir).video_feature_dim
     config = smoke_config(synthetic_data_dir, video_feature_dim=feature_dim, **TINY_VSLNET_L)
-    shutil.copytree(os.path.join(vslnet_workdir, workdir_lib.VOCABULARY_DIR),
-                    os.path.join(workdir, workdir_lib.VOCABULARY_DIR))
+    shutil.copytree(
+        os.path.join(vslnet_workdir, workdir_lib.VOCABULARY_DIR), os.path.join(workdir, workdir_lib.VOCABULARY_DIR)
+    )
     vocabulary = text.Vocabulary.load(os.path.join(workdir, workdir_lib.VOCABULARY_DIR))
     model = models.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
     tf.train.Checkpoint(model=model).save(os.path.join(workdir, workdir_lib.BEST_DIR, "ckpt"))
@@ -71,8 +65,9 @@ def forward_pass(workdir, data_dir, index):
     config, _, model = workdir_lib.load_trained_model(workdir)
     config.data_dir = data_dir
     data = data_lib.load_splits(config, ["test"])["test"]
-    encoder = text.QueryEncoder(os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len,
-                                config.max_word_len)
+    encoder = text.QueryEncoder(
+        os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len, config.max_word_len
+    )
     batch = next(iter(input_pipeline.eval_batches(data, encoder, config)))
     assert index < len(batch["video_length"])
     outputs = model({key: batch[key] for key in evaluation.MODEL_INPUT_KEYS}, training=False)
@@ -137,12 +132,18 @@ def bar_edges(container):
 
 
 def test_vslnet_query_figures_plot_the_models_probabilities_similarity_and_the_evaluated_spans(
-        vslnet_workdir, synthetic_data_dir):
+    vslnet_workdir, synthetic_data_dir
+):
     index = 2
     directory, drawn = figures.write_figures(vslnet_workdir, data_dir=synthetic_data_dir, query_indices=(index,))
     assert directory == os.path.join(vslnet_workdir, "eval", "test", "plots")
-    assert sorted(drawn) == ["iou_histogram.png", "length_error_histogram.png", "miou_by_video_length.png",
-                             f"query_{index}_probabilities.png", f"query_{index}_similarity.png"]
+    assert sorted(drawn) == [
+        "iou_histogram.png",
+        "length_error_histogram.png",
+        "miou_by_video_length.png",
+        f"query_{index}_probabilities.png",
+        f"query_{index}_similarity.png",
+    ]
     for name in drawn:
         assert_png(os.path.join(directory, name))
     config, row, outputs = forward_pass(vslnet_workdir, synthetic_data_dir, index)
@@ -155,8 +156,9 @@ def test_vslnet_query_figures_plot_the_models_probabilities_similarity_and_the_e
     np.testing.assert_allclose(curves["P(start)"].get_xdata(), (np.arange(n) + 0.5) * duration / n, rtol=1e-6)
     np.testing.assert_allclose(curves["P(start)"].get_ydata(), softmax(outputs["start_logits"][:n]), atol=1e-6)
     np.testing.assert_allclose(curves["P(end)"].get_ydata(), softmax(outputs["end_logits"][:n]), atol=1e-6)
-    np.testing.assert_allclose(lines_by_label(lower)["highlight score"].get_ydata(),
-                               sigmoid(outputs["highlight_logits"][:n]), atol=1e-6)
+    np.testing.assert_allclose(
+        lines_by_label(lower)["highlight score"].get_ydata(), sigmoid(outputs["highlight_logits"][:n]), atol=1e-6
+    )
     for axis in (upper, lower):
         np.testing.assert_allclose(boundaries(axis), top1[index], atol=1e-5)
         np.testing.assert_allclose(truth_span(axis), truth[index], atol=1e-5)
@@ -167,8 +169,9 @@ def test_vslnet_query_figures_plot_the_models_probabilities_similarity_and_the_e
     tokens = text.tokenize_to_lists([row["query"].decode()])[0][: config.max_query_len]
     assert [label.get_text() for label in heat_map.get_yticklabels()] == tokens
     assert len(tokens) == np.count_nonzero(row["word_ids"])
-    np.testing.assert_allclose(heat_map.get_images()[0].get_array(), outputs["similarity"][:n, : len(tokens)].T,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        heat_map.get_images()[0].get_array(), outputs["similarity"][:n, : len(tokens)].T, atol=1e-5
+    )
     np.testing.assert_allclose(boundaries(heat_map), top1[index], atol=1e-5)
     np.testing.assert_allclose(boundaries(heat_map, "ground truth"), truth[index], atol=1e-5)
     assert colorbar.get_ylabel() == "similarity score S"
@@ -203,19 +206,26 @@ def test_vslnet_split_figures_count_the_predictions_ious_and_length_errors_and_s
     filled = [bucket for bucket in length_buckets(vslnet_workdir) if bucket["queries"]]
     np.testing.assert_allclose(bar_heights(container), [bucket["metrics"]["mIoU"] for bucket in filled], atol=1e-9)
     assert [label.get_text() for label in axis.get_xticklabels()] == [
-        f"{bucket['bin']}\n{bucket['queries']} queries" for bucket in filled]
+        f"{bucket['bin']}\n{bucket['queries']} queries" for bucket in filled
+    ]
     assert axis.get_ylabel() == "mIoU (%)"
     for name in drawn:
         assert_png(os.path.join(directory, name))
 
 
 def test_vslnet_l_figures_plot_each_scales_clip_scores_and_the_gain_over_vslnet_per_video_length(
-        vslnet_l_workdir, vslnet_workdir, synthetic_data_dir):
+    vslnet_l_workdir, vslnet_workdir, synthetic_data_dir
+):
     index = 1
     directory, drawn = figures.write_figures(vslnet_l_workdir, query_indices=(index,), compare_workdir=vslnet_workdir)
-    assert sorted(drawn) == ["iou_histogram.png", "length_error_histogram.png", "miou_by_video_length.png",
-                             "miou_gain_by_video_length.png", f"query_{index}_clip_scores.png",
-                             f"query_{index}_probabilities.png"]  # VSLNet-L returns no similarity matrix
+    assert sorted(drawn) == [
+        "iou_histogram.png",
+        "length_error_histogram.png",
+        "miou_by_video_length.png",
+        "miou_gain_by_video_length.png",
+        f"query_{index}_clip_scores.png",
+        f"query_{index}_probabilities.png",
+    ]  # VSLNet-L returns no similarity matrix
     for name in drawn:
         assert_png(os.path.join(directory, name))
     config, row, outputs = forward_pass(vslnet_l_workdir, synthetic_data_dir, index)
@@ -228,10 +238,12 @@ def test_vslnet_l_figures_plot_each_scales_clip_scores_and_the_gain_over_vslnet_
         (stairs,) = [patch for patch in axis.patches if patch.get_label() == "clip score"]
         num_clips = -(-n // clip_length)  # clips holding at least one of the n valid positions
         assert outputs["clip_mask"][scale].sum() == num_clips
-        np.testing.assert_allclose(stairs.get_data().values, sigmoid(outputs["nil_logits"][scale, :num_clips]),
-                                   atol=1e-6)
-        np.testing.assert_allclose(stairs.get_data().edges,
-                                   np.minimum(np.arange(num_clips + 1) * clip_length, n) * duration / n, rtol=1e-6)
+        np.testing.assert_allclose(
+            stairs.get_data().values, sigmoid(outputs["nil_logits"][scale, :num_clips]), atol=1e-6
+        )
+        np.testing.assert_allclose(
+            stairs.get_data().edges, np.minimum(np.arange(num_clips + 1) * clip_length, n) * duration / n, rtol=1e-6
+        )
         np.testing.assert_allclose(truth_span(axis), truth[index], atol=1e-5)
         np.testing.assert_allclose(boundaries(axis), top1[index], atol=1e-5)
         assert axis.get_ylabel().startswith(f"l = {clip_length}")
@@ -242,8 +254,9 @@ def test_vslnet_l_figures_plot_each_scales_clip_scores_and_the_gain_over_vslnet_
     upper, lower = drawn[f"query_{index}_probabilities.png"].axes
     np.testing.assert_allclose(lines_by_label(upper)["P(start)"].get_ydata(), start[scale], atol=1e-6)
     np.testing.assert_allclose(lines_by_label(upper)["P(end)"].get_ydata(), end[scale], atol=1e-6)
-    np.testing.assert_allclose(lines_by_label(lower)["highlight score"].get_ydata(),
-                               sigmoid(outputs["highlight_logits"][scale, :n]), atol=1e-6)
+    np.testing.assert_allclose(
+        lines_by_label(lower)["highlight score"].get_ydata(), sigmoid(outputs["highlight_logits"][scale, :n]), atol=1e-6
+    )
     assert f"l = {TINY_VSLNET_L['clip_lengths'][scale]}" in drawn[f"query_{index}_probabilities.png"].get_suptitle()
 
     vslnet_miou = {b["bin"]: b["metrics"]["mIoU"] for b in length_buckets(vslnet_workdir) if b["queries"]}
@@ -262,20 +275,37 @@ def test_vslnet_l_figures_plot_each_scales_clip_scores_and_the_gain_over_vslnet_
 
 
 def test_evaluate_command_writes_the_figures_and_rejects_plot_flags_without_plots(
-        vslnet_workdir, vslnet_l_workdir, synthetic_data_dir):
+    vslnet_workdir, vslnet_l_workdir, synthetic_data_dir
+):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    command = [sys.executable, str(REPO / "experiments" / "evaluate.py"), f"--workdir={vslnet_workdir}",
-               f"--data_dir={synthetic_data_dir}"]
+    command = [
+        sys.executable,
+        str(REPO / "experiments" / "evaluate.py"),
+        f"--workdir={vslnet_workdir}",
+        f"--data_dir={synthetic_data_dir}",
+    ]
     result = subprocess.run(command + ["--plot_queries=2"], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode != 0 and "--plot_queries need --plots" in result.stderr
     plots_dir = pathlib.Path(vslnet_workdir) / "eval" / "test" / "plots"
     shutil.rmtree(plots_dir, ignore_errors=True)
-    result = subprocess.run(command + ["--plots", "--plot_indices=3,0", f"--compare_workdir={vslnet_l_workdir}"],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        command + ["--plots", "--plot_indices=3,0", f"--compare_workdir={vslnet_l_workdir}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = {"iou_histogram.png", "length_error_histogram.png", "miou_by_video_length.png",
-                "miou_gain_by_video_length.png", "query_0_probabilities.png", "query_0_similarity.png",
-                "query_3_probabilities.png", "query_3_similarity.png"}
+    expected = {
+        "iou_histogram.png",
+        "length_error_histogram.png",
+        "miou_by_video_length.png",
+        "miou_gain_by_video_length.png",
+        "query_0_probabilities.png",
+        "query_0_similarity.png",
+        "query_3_probabilities.png",
+        "query_3_similarity.png",
+    }
     assert {path.name for path in plots_dir.iterdir()} == expected
     assert f"8 figures in {plots_dir}" in result.stdout
     for name in expected:
@@ -293,8 +323,9 @@ def test_query_indices_outside_the_split_and_unevaluated_workdirs_are_clear_erro
 def test_plot_functions_refuse_mismatched_inputs_and_draw_vslbase_without_a_highlight_panel(tmp_path):
     times = np.array([0.5, 1.5, 2.5])
     probs = np.array([0.2, 0.5, 0.3])
-    figure = plots.plot_query_probabilities(tmp_path / "a.png", times, probs, probs[::-1], None, (0.0, 2.0),
-                                            (1.0, 3.0), 3.0, "a query")
+    figure = plots.plot_query_probabilities(
+        tmp_path / "a.png", times, probs, probs[::-1], None, (0.0, 2.0), (1.0, 3.0), 3.0, "a query"
+    )
     assert len(figure.axes) == 1 and set(lines_by_label(figure.axes[0])) >= {"P(start)", "P(end)"}
     assert_png(tmp_path / "a.png")
     with pytest.raises(ValueError, match=r"end_probs must be \[3\], got shape \(2,\)"):

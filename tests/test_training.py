@@ -16,11 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import baselines
+from nlvl_tf import baselines, input_pipeline, models, training
 from nlvl_tf import data as data_lib
-from nlvl_tf import input_pipeline
-from nlvl_tf import models
-from nlvl_tf import training
 from nlvl_tf import workdir as workdir_lib
 from tests import test_models
 
@@ -29,8 +26,15 @@ SMOKE = f"{REPO}/experiments/configs/synthetic.py:smoke"
 
 
 def train_command(workdir, data_dir, *overrides):
-    return [sys.executable, str(REPO / "experiments" / "train.py"), f"--config={SMOKE}", f"--workdir={workdir}",
-            f"--config.data_dir={data_dir}", "--config.deterministic=true", *overrides]
+    return [
+        sys.executable,
+        str(REPO / "experiments" / "train.py"),
+        f"--config={SMOKE}",
+        f"--workdir={workdir}",
+        f"--config.data_dir={data_dir}",
+        "--config.deterministic=true",
+        *overrides,
+    ]
 
 
 def run(command, **kwargs):
@@ -57,8 +61,9 @@ def test_smoke_training_beats_both_trivial_baselines_by_20_points(smoke_run, syn
     config = workdir_lib.load_config(smoke_run)
     config.data_dir = synthetic_data_dir
     splits = data_lib.load_splits(config, ["train", "test"])
-    found = baselines.evaluate_baselines(input_pipeline.eval_records(splits["train"], config),
-                                         input_pipeline.eval_records(splits["test"], config))
+    found = baselines.evaluate_baselines(
+        input_pipeline.eval_records(splits["train"], config), input_pipeline.eval_records(splits["test"], config)
+    )
     model_r1 = read_json(smoke_run / "eval" / "test" / "metrics.json")["R1@0.5"]
     best_baseline = max(values["R1@0.5"] for values in found.values())
     print(f"smoke R1@0.5 {model_r1:.2f}; baselines {found}")
@@ -68,11 +73,24 @@ def test_smoke_training_beats_both_trivial_baselines_by_20_points(smoke_run, syn
 def test_evaluate_reproduces_the_metrics_recorded_for_the_best_checkpoint(smoke_run, synthetic_data_dir):
     recorded = read_json(smoke_run / "best" / "metrics.json")
     recorded_test = read_json(smoke_run / "eval" / "test" / "metrics.json")
-    run([sys.executable, str(REPO / "experiments" / "evaluate.py"), f"--workdir={smoke_run}",
-         f"--split={recorded['split']}", f"--data_dir={synthetic_data_dir}"])
+    run(
+        [
+            sys.executable,
+            str(REPO / "experiments" / "evaluate.py"),
+            f"--workdir={smoke_run}",
+            f"--split={recorded['split']}",
+            f"--data_dir={synthetic_data_dir}",
+        ]
+    )
     assert read_json(smoke_run / "eval" / recorded["split"] / "metrics.json") == recorded["metrics"][""]
-    run([sys.executable, str(REPO / "experiments" / "evaluate.py"), f"--workdir={smoke_run}",
-         f"--data_dir={synthetic_data_dir}"])
+    run(
+        [
+            sys.executable,
+            str(REPO / "experiments" / "evaluate.py"),
+            f"--workdir={smoke_run}",
+            f"--data_dir={synthetic_data_dir}",
+        ]
+    )
     assert read_json(smoke_run / "eval" / "test" / "metrics.json") == recorded_test
     lines = (smoke_run / "eval" / "test" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     first = json.loads(lines[0])
@@ -80,11 +98,13 @@ def test_evaluate_reproduces_the_metrics_recorded_for_the_best_checkpoint(smoke_
 
 
 def test_sigkill_after_the_first_checkpoint_then_restart_ends_like_an_uninterrupted_run(
-        smoke_run, synthetic_data_dir, tmp_path):
+    smoke_run, synthetic_data_dir, tmp_path
+):
     workdir = tmp_path / "resumed"
     command = train_command(workdir, synthetic_data_dir)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    )
     index = workdir / "checkpoints" / "checkpoint"
     deadline = time.time() + 600
     while not index.exists() and process.poll() is None and time.time() < deadline:
@@ -98,7 +118,8 @@ def test_sigkill_after_the_first_checkpoint_then_restart_ends_like_an_uninterrup
     assert final.rsplit("-", 1)[1] == tf.train.latest_checkpoint(smoke_run / "checkpoints").rsplit("-", 1)[1]
     assert killed_at != final
     assert read_json(workdir / "eval" / "test" / "metrics.json") == read_json(
-        smoke_run / "eval" / "test" / "metrics.json")
+        smoke_run / "eval" / "test" / "metrics.json"
+    )
     assert read_json(workdir / "best" / "metrics.json") == read_json(smoke_run / "best" / "metrics.json")
 
 
@@ -128,8 +149,9 @@ def test_mirrored_over_two_cpu_devices_gives_the_same_loss_and_gradients_as_one_
     batch = _batch_of_four()
     single = models.build_model(config, test_models.VOCABULARY, test_models.CHARS)
     terms_one, gradients_one = _replica_results(tf.distribute.get_strategy(), single, batch)
-    mirrored = tf.distribute.MirroredStrategy([cpus[0].name, cpus[1].name],
-                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    mirrored = tf.distribute.MirroredStrategy(
+        [cpus[0].name, cpus[1].name], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     with mirrored.scope():
         replicated = models.build_model(config, test_models.VOCABULARY, test_models.CHARS)
     replicated.set_weights(single.get_weights())
@@ -160,13 +182,16 @@ def test_learning_rate_schedule_is_linear_decay_with_warmup():
     schedule = training.WarmupLinearDecay(1e-4, total_steps=100, warmup_steps=10)
     values = [float(schedule(step)) for step in (0, 5, 10, 50, 100, 120)]
     np.testing.assert_allclose(values, [0.0, 5e-5, 9e-5, 5e-5, 0.0, 0.0], rtol=1e-6, atol=1e-12)
-    assert keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule)).get_config() == \
-        schedule.get_config()
+    assert (
+        keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule)).get_config()
+        == schedule.get_config()
+    )
 
 
 def test_weight_decay_skips_layer_norm_and_biases():
-    config = ml_collections.ConfigDict(dict(learning_rate=1e-4, warmup_proportion=0.0, weight_decay=0.01,
-                                            adam_epsilon=1e-6, mixed_precision=""))
+    config = ml_collections.ConfigDict(
+        dict(learning_rate=1e-4, warmup_proportion=0.0, weight_decay=0.01, adam_epsilon=1e-6, mixed_precision="")
+    )
     model = test_models.small_model("vslnet")
     optimizer = training.make_optimizer(config, 100)
     optimizer.build(model.trainable_variables)
@@ -185,12 +210,21 @@ def test_multi_worker_two_processes_on_localhost_both_finish(synthetic_data_dir,
     workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
     processes = []
     for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                   TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-        command = train_command(tmp_path / "run", synthetic_data_dir, "--config.strategy=multi_worker",
-                                "--config.epochs=1", "--config.deterministic=false")
-        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                          text=True))
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+        )
+        command = train_command(
+            tmp_path / "run",
+            synthetic_data_dir,
+            "--config.strategy=multi_worker",
+            "--config.epochs=1",
+            "--config.deterministic=false",
+        )
+        processes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        )
     for process in processes:
         _, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr[-3000:]

@@ -112,6 +112,5 @@ def test_checkpoint_writes_cut_short_are_discarded(tmp_path):
     (tmp_path / "ckpt-54_temp" / "part-00000-of-00001.data-00000-of-00001.tempstate123").write_bytes(b"")
     (tmp_path / "notes_temp").mkdir()  # not a checkpoint write: kept
     workdir_lib.discard_partial_checkpoints(str(tmp_path))
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "ckpt-27.data-00000-of-00001", "ckpt-27.index",
-                                            "notes_temp"]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "ckpt-27.data-00000-of-00001", "ckpt-27.index", "notes_temp"]
     workdir_lib.discard_partial_checkpoints(str(tmp_path / "nowhere"))

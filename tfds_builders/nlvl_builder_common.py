@@ -16,12 +16,13 @@ import dataclasses
 import json
 import math
 import sys
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from absl import logging
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
+from etils import epath
 
 from nlvl_tf import cli
 
@@ -81,7 +82,8 @@ def read_text(path: epath.Path) -> str:
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise AnnotationFormatError(
-            f"{path}:{line}: not UTF-8 text ({error.reason}: byte {data[error.start]:#04x})") from None
+            f"{path}:{line}: not UTF-8 text ({error.reason}: byte {data[error.start]:#04x})"
+        ) from None
 
 
 def text_lines(path: epath.Path) -> Iterator[tuple[str, str]]:
@@ -243,20 +245,26 @@ def resolve_annotation_files(
 
 def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
     """The feature spec of every NLVL builder: one example per video (DESIGN.md, plus `moment_valid`)."""
-    return tfds.features.FeaturesDict({
-        "video_id": tfds.features.Text(),
-        "duration": tfds.features.Scalar(np.float32, doc="seconds"),
-        # Stored as raw bytes: serializing as a float list is ~90x slower (24 ms vs 0.3 ms for [130, 1024]).
-        "features": tfds.features.Tensor(
-            shape=(None, feature_dim), dtype=np.float32, encoding=tfds.features.Encoding.BYTES
-        ),
-        "annotations": tfds.features.Sequence({
-            "query": tfds.features.Text(doc="raw text, stripped of surrounding whitespace"),
-            "start": tfds.features.Scalar(np.float32, doc="seconds, clipped to [0, duration]"),
-            "end": tfds.features.Scalar(np.float32, doc="seconds, clipped to [0, duration]"),
-            "moment_valid": tfds.features.Scalar(np.bool_, doc="start < end; false records are kept for counts"),
-        }),
-    })
+    return tfds.features.FeaturesDict(
+        {
+            "video_id": tfds.features.Text(),
+            "duration": tfds.features.Scalar(np.float32, doc="seconds"),
+            # Stored as raw bytes: serializing as a float list is ~90x slower (24 ms vs 0.3 ms for [130, 1024]).
+            "features": tfds.features.Tensor(
+                shape=(None, feature_dim), dtype=np.float32, encoding=tfds.features.Encoding.BYTES
+            ),
+            "annotations": tfds.features.Sequence(
+                {
+                    "query": tfds.features.Text(doc="raw text, stripped of surrounding whitespace"),
+                    "start": tfds.features.Scalar(np.float32, doc="seconds, clipped to [0, duration]"),
+                    "end": tfds.features.Scalar(np.float32, doc="seconds, clipped to [0, duration]"),
+                    "moment_valid": tfds.features.Scalar(
+                        np.bool_, doc="start < end; false records are kept for counts"
+                    ),
+                }
+            ),
+        }
+    )
 
 
 def load_features(path: epath.Path, feature_dim: int) -> np.ndarray:
@@ -340,8 +348,12 @@ class AnnotatedVideoBuilder(tfds.core.GeneratorBasedBuilder):
             if missing:
                 logging.warning(
                     "%s %s: %d of %d videos have no feature file and are left out (%d annotations); first: %s (in %s)",
-                    self.name, name, len(missing), len(split.videos),
-                    split.num_annotations - reports[name]["annotations"], ", ".join(missing[:MAX_REPORTED_IDS]),
+                    self.name,
+                    name,
+                    len(missing),
+                    len(split.videos),
+                    split.num_annotations - reports[name]["annotations"],
+                    ", ".join(missing[:MAX_REPORTED_IDS]),
                     feature_dir,
                 )
         self.info.metadata[METADATA_REPORT_KEY] = reports
@@ -352,9 +364,12 @@ class AnnotatedVideoBuilder(tfds.core.GeneratorBasedBuilder):
             path = feature_dir / f"{video.video_id}.npy"
             if not path.exists():
                 continue  # counted and reported by _split_generators
-            yield video.video_id, {
-                "video_id": video.video_id,
-                "duration": video.duration,
-                "features": load_features(path, self.builder_config.feature_dim),
-                "annotations": [dataclasses.asdict(a) for a in video.annotations],
-            }
+            yield (
+                video.video_id,
+                {
+                    "video_id": video.video_id,
+                    "duration": video.duration,
+                    "features": load_features(path, self.builder_config.feature_dim),
+                    "annotations": [dataclasses.asdict(a) for a in video.annotations],
+                },
+            )

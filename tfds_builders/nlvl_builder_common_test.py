@@ -7,11 +7,10 @@ import shutil
 import subprocess
 import sys
 
-from etils import epath
+import nlvl_builder_common as common
 import numpy as np
 import pytest
-
-import nlvl_builder_common as common
+from etils import epath
 
 
 def test_parse_number_and_as_number_accept_numbers_only():
@@ -48,15 +47,23 @@ def test_split_annotations_clip_count_and_flag():
     assert (split.num_start_clipped, split.num_end_clipped, split.num_invalid) == (2, 1, 3)
     assert list(split.videos) == ["v", "w"] and split.num_annotations == 5
     assert common.split_report(split, ["w"]) == {
-        "videos": 1, "annotations": 4, "annotations_in_files": 5, "start_clipped": 2, "end_clipped": 1,
-        "invalid_moments": 3, "videos_without_features": 1, "first_videos_without_features": ["w"],
+        "videos": 1,
+        "annotations": 4,
+        "annotations_in_files": 5,
+        "start_clipped": 2,
+        "end_clipped": 1,
+        "invalid_moments": 3,
+        "videos_without_features": 1,
+        "first_videos_without_features": ["w"],
     }
 
 
 def test_split_annotations_refuse_bad_or_conflicting_durations():
     split = common.SplitAnnotations()
     split.add("v", 10.0, "a", 0.0, 1.0, "f:1")
-    with pytest.raises(common.AnnotationFormatError, match=r"^f:2: video 'v' has duration 11.0, earlier records said 10.0"):
+    with pytest.raises(
+        common.AnnotationFormatError, match=r"^f:2: video 'v' has duration 11.0, earlier records said 10.0"
+    ):
         split.add("v", 11.0, "a", 0.0, 1.0, "f:2")
     with pytest.raises(common.AnnotationFormatError, match=r"^f:3: video 'w' has duration 0.0, must be > 0"):
         split.add("w", 0.0, "a", 0.0, 1.0, "f:3")
@@ -68,7 +75,7 @@ def test_json_errors_name_file_and_place(tmp_path):
     with pytest.raises(common.AnnotationFormatError, match=rf"^{path}:2:25: invalid JSON"):
         list(common.json_videos(epath.Path(path)))
     path.write_text(json.dumps({"v_a": {"timestamps": [[0, 1], [1, 2]], "sentences": ["x"]}}))
-    (key, entry, where), = common.json_videos(epath.Path(path))
+    ((key, entry, where),) = common.json_videos(epath.Path(path))
     with pytest.raises(common.AnnotationFormatError, match=r"video 'v_a': 2 timestamps but 1 sentences"):
         list(common.timestamped_sentences(entry, where))
     with pytest.raises(common.AnnotationFormatError, match=r"video 'v_a': missing field 'duration'"):
@@ -100,14 +107,17 @@ def test_load_features_casts_to_float32(tmp_path):
     np.testing.assert_array_equal(loaded, values.astype(np.float32))
 
 
-@pytest.mark.parametrize("array, message", [
-    (np.zeros((3, 5), np.float32), r"must have shape \[T, 4\], got \[3, 5\]"),
-    (np.zeros((0, 4), np.float32), "zero rows"),
-    (np.zeros(4, np.float32), r"must have shape \[T, 4\], got \[4\]"),
-    (np.zeros((3, 4), np.int64), "must be floating point"),
-    (np.array([[0, 0, np.nan, 0]], np.float32), "NaN or Inf"),
-    (np.array([[0, 0, 1e300, 0]], np.float64), "NaN or Inf"),  # finite in float64, Inf in float32
-])
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((3, 5), np.float32), r"must have shape \[T, 4\], got \[3, 5\]"),
+        (np.zeros((0, 4), np.float32), "zero rows"),
+        (np.zeros(4, np.float32), r"must have shape \[T, 4\], got \[4\]"),
+        (np.zeros((3, 4), np.int64), "must be floating point"),
+        (np.array([[0, 0, np.nan, 0]], np.float32), "NaN or Inf"),
+        (np.array([[0, 0, 1e300, 0]], np.float64), "NaN or Inf"),  # finite in float64, Inf in float32
+    ],
+)
 def test_load_features_errors_name_the_file(tmp_path, array, message):
     path = epath.Path(tmp_path / "v_bad.npy")
     np.save(path, array)
@@ -115,12 +125,15 @@ def test_load_features_errors_name_the_file(tmp_path, array, message):
         common.load_features(path, 4)
 
 
-@pytest.mark.parametrize("damage", [
-    lambda path: path.write_text("not an array"),
-    lambda path: path.write_bytes(b""),  # zero-length file
-    lambda path: path.write_bytes(path.read_bytes()[:60]),  # cut inside the header
-    lambda path: path.write_bytes(path.read_bytes()[:-4]),  # cut inside the data
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_text("not an array"),
+        lambda path: path.write_bytes(b""),  # zero-length file
+        lambda path: path.write_bytes(path.read_bytes()[:60]),  # cut inside the header
+        lambda path: path.write_bytes(path.read_bytes()[:-4]),  # cut inside the data
+    ],
+)
 def test_load_features_unreadable_file(tmp_path, damage):
     path = epath.Path(tmp_path / "v.npy")
     np.save(path, np.ones((3, 4), np.float32))
@@ -143,14 +156,25 @@ def test_tfds_build_reports_a_malformed_annotation_in_one_line(tmp_path):
     with open(tmp_path / "manual" / "charades_sta_train.txt", "a", encoding="utf-8") as f:
         f.write("AO8RW 0.0 six##a person sits.\n")
     result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "tfds"), "build", str(dummy.parent),
-         f"--manual_dir={tmp_path / 'manual'}", f"--data_dir={tmp_path / 'data'}"],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        [
+            os.path.join(os.path.dirname(sys.executable), "tfds"),
+            "build",
+            str(dummy.parent),
+            f"--manual_dir={tmp_path / 'manual'}",
+            f"--data_dir={tmp_path / 'data'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'manual' / 'charades_sta_train.txt'}:10: end must be a number, got 'six'")
+        f"error: {tmp_path / 'manual' / 'charades_sta_train.txt'}:10: end must be a number, got 'six'"
+    )
     assert not (tmp_path / "data" / "charades_sta" / "i3d").exists() or not any(
-        (tmp_path / "data" / "charades_sta" / "i3d").iterdir())
+        (tmp_path / "data" / "charades_sta" / "i3d").iterdir()
+    )
 
 
 class FakeDownloadManager:
@@ -168,8 +192,10 @@ def test_resolve_annotation_files_prefers_manual_copies(tmp_path):
     manual, downloads = epath.Path(tmp_path / "manual"), epath.Path(tmp_path / "downloads")
     manual.mkdir()
     (manual / "train.txt").write_text("local")
-    sources = [common.AnnotationSource("train.txt", "https://x/train.txt"),
-               common.AnnotationSource("test.txt", "https://x/test.txt")]
+    sources = [
+        common.AnnotationSource("train.txt", "https://x/train.txt"),
+        common.AnnotationSource("test.txt", "https://x/test.txt"),
+    ]
     dl_manager = FakeDownloadManager(manual, downloads)
     paths = common.resolve_annotation_files(dl_manager, sources)
     assert paths == {"train.txt": manual / "train.txt", "test.txt": downloads / "test.txt"}

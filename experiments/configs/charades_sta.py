@@ -10,8 +10,14 @@ from nlvl_tf import configs
 VARIANTS = {
     "vslbase": dict(model="vslbase"),
     "vslnet": dict(model="vslnet"),
-    "vslnet_paper": dict(model="vslnet", use_char_cnn=False, highlight_projection=False, predictor_head="linear",
-                         highlight_lambda=1.0, label_method="round"),
+    "vslnet_paper": dict(
+        model="vslnet",
+        use_char_cnn=False,
+        highlight_projection=False,
+        predictor_head="linear",
+        highlight_lambda=1.0,
+        label_method="round",
+    ),
     "smoke": dict(model="vslnet", epochs=1, hidden_size=32, num_heads=4, max_video_len=32, batch_size=4),
 }
 

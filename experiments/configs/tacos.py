@@ -19,14 +19,14 @@ _TAN = {
     "vslnet_l_u_s": dict(model="vslnet_l", max_video_len=300, clip_lengths=_SCALES_300, vslnet_l_selection="u"),
     "vslnet_l_pm": dict(model="vslnet_l", max_video_len=600, clip_lengths=_SCALES_600, vslnet_l_selection="pm"),
     "vslnet_l_u": dict(model="vslnet_l", max_video_len=600, clip_lengths=_SCALES_600, vslnet_l_selection="u"),
-    **{f"single_{length}": dict(model="vslnet_l", max_video_len=600, clip_lengths=(length,))
-       for length in _SCALES_600},
+    **{f"single_{length}": dict(model="vslnet_l", max_video_len=600, clip_lengths=(length,)) for length in _SCALES_600},
 }
 VARIANTS = {
     **_TAN,
     **{f"{name}_org": dict(values, dataset_config="org") for name, values in _TAN.items()},
-    "smoke": dict(model="vslnet_l", epochs=1, hidden_size=32, num_heads=4, max_video_len=60, clip_lengths=(20, 30),
-                  batch_size=4),
+    "smoke": dict(
+        model="vslnet_l", epochs=1, hidden_size=32, num_heads=4, max_video_len=60, clip_lengths=(20, 30), batch_size=4
+    ),
 }
 
 

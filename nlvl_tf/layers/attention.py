@@ -3,8 +3,7 @@
 import keras
 import tensorflow as tf
 
-from nlvl_tf.layers import dropout
-from nlvl_tf.layers import masking
+from nlvl_tf.layers import dropout, masking
 
 
 def _check_dropout(dropout):
@@ -41,7 +40,8 @@ class ContextQueryAttention(keras.layers.Layer):
         self.video_weight = self.add_weight(name="video_weight", shape=(hidden_size, 1), initializer="glorot_uniform")
         self.query_weight = self.add_weight(name="query_weight", shape=(hidden_size, 1), initializer="glorot_uniform")
         self.product_weight = self.add_weight(
-            name="product_weight", shape=(1, 1, hidden_size), initializer="glorot_uniform")
+            name="product_weight", shape=(1, 1, hidden_size), initializer="glorot_uniform"
+        )
         self.input_dropout = dropout.Dropout(self.dropout)
         self.output_projection = keras.layers.Dense(hidden_size, use_bias=self.use_bias, name="output_projection")
         self.output_projection.build((*video_shape[:-1], 4 * hidden_size))
@@ -53,7 +53,8 @@ class ContextQueryAttention(keras.layers.Layer):
         similarity = (
             tf.matmul(video_dropped, tf.cast(self.video_weight, dtype))
             + tf.transpose(tf.matmul(query_dropped, tf.cast(self.query_weight, dtype)), [0, 2, 1])
-            + tf.matmul(video_dropped * tf.cast(self.product_weight, dtype), query_dropped, transpose_b=True))
+            + tf.matmul(video_dropped * tf.cast(self.product_weight, dtype), query_dropped, transpose_b=True)
+        )
         row_attention = tf.cast(masking.masked_softmax(similarity, query_mask[:, tf.newaxis, :], axis=2), dtype)
         column_attention = tf.cast(masking.masked_softmax(similarity, video_mask[:, :, tf.newaxis], axis=1), dtype)
         video_to_query = tf.matmul(row_attention, query)
@@ -99,7 +100,8 @@ class AttentionPooling(keras.layers.Layer):
 
     def build(self, input_shape, *args):
         self.score_weight = self.add_weight(
-            name="score_weight", shape=(input_shape[-1], 1), initializer="glorot_uniform")
+            name="score_weight", shape=(input_shape[-1], 1), initializer="glorot_uniform"
+        )
 
     def call(self, inputs, mask):
         scores = tf.squeeze(tf.matmul(inputs, tf.cast(self.score_weight, inputs.dtype)), axis=-1)

@@ -41,7 +41,8 @@ class Dropout(keras.layers.Layer):
         shape = tf.shape(inputs)
         size = tf.reduce_prod(shape)
         words = tf.random.stateless_uniform(
-            [(size + 3) // 4], seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
+            [(size + 3) // 4], seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox"
+        )
         draws = tf.reshape(tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:size], shape)
         threshold = self.drop_threshold
         keep = draws >= tf.constant(threshold, tf.uint8)

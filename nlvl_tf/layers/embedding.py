@@ -30,8 +30,9 @@ class WordEmbedding(keras.layers.Layer):
         if int(vocabulary_size) < 0 or int(embedding_dim) <= 0:
             raise ValueError(f"need vocabulary_size >= 0 and embedding_dim > 0, got {vocabulary_size}, {embedding_dim}")
         if pretrained is not None and np.shape(pretrained) != (vocabulary_size, embedding_dim):
-            raise ValueError(f"pretrained vectors have shape {np.shape(pretrained)}, expected "
-                             f"({vocabulary_size}, {embedding_dim})")
+            raise ValueError(
+                f"pretrained vectors have shape {np.shape(pretrained)}, expected ({vocabulary_size}, {embedding_dim})"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.vocabulary_size = int(vocabulary_size)
@@ -44,10 +45,14 @@ class WordEmbedding(keras.layers.Layer):
         initializer = "zeros" if pretrained is None else (lambda shape, dtype=None: tf.constant(pretrained, tf.float32))
         # A zero-row table keeps the gather valid when the vocabulary is empty.
         self.pretrained_vectors = self.add_weight(
-            name="pretrained_vectors", shape=(max(self.vocabulary_size, 1), self.embedding_dim),
-            initializer=initializer if self.vocabulary_size else "zeros", trainable=False)
+            name="pretrained_vectors",
+            shape=(max(self.vocabulary_size, 1), self.embedding_dim),
+            initializer=initializer if self.vocabulary_size else "zeros",
+            trainable=False,
+        )
         self.unknown_vector = self.add_weight(
-            name="unknown_vector", shape=(self.embedding_dim,), initializer="glorot_uniform")
+            name="unknown_vector", shape=(self.embedding_dim,), initializer="glorot_uniform"
+        )
         self.dropout_layer = dropout.Dropout(self.dropout)
         self._pretrained = None
 
@@ -60,8 +65,12 @@ class WordEmbedding(keras.layers.Layer):
         return self.dropout_layer(tf.cast(vectors, self.compute_dtype), training=training)
 
     def get_config(self):
-        return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
-                "embedding_dim": self.embedding_dim, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "dropout": self.dropout,
+        }
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
@@ -84,8 +93,9 @@ class CharacterCNN(keras.layers.Layer):
         [B, M, sum(filters)].
     """
 
-    def __init__(self, num_chars, char_dim=50, kernel_widths=(1, 2, 3, 4), filters=(10, 20, 30, 40), dropout=0.0,
-                 **kwargs):
+    def __init__(
+        self, num_chars, char_dim=50, kernel_widths=(1, 2, 3, 4), filters=(10, 20, 30, 40), dropout=0.0, **kwargs
+    ):
         super().__init__(**kwargs)
         kernel_widths, filters = tuple(int(k) for k in kernel_widths), tuple(int(f) for f in filters)
         if int(num_chars) < 2:
@@ -104,7 +114,8 @@ class CharacterCNN(keras.layers.Layer):
 
     def build(self, input_shape):
         self.char_table = self.add_weight(
-            name="char_table", shape=(self.num_chars - 1, self.char_dim), initializer="glorot_uniform")
+            name="char_table", shape=(self.num_chars - 1, self.char_dim), initializer="glorot_uniform"
+        )
         # Named attributes, not a list: tf.train.Checkpoint does not see layers in Python lists.
         for index, (width, channels) in enumerate(zip(self.kernel_widths, self.filters)):
             conv = keras.layers.Conv1D(channels, width, padding="valid", activation="relu", name=f"char_conv_{width}")
@@ -120,8 +131,10 @@ class CharacterCNN(keras.layers.Layer):
         char_ids = tf.cast(char_ids, tf.int32)
         max_word_length = char_ids.shape[-1]
         if max_word_length is not None and max_word_length < max(self.kernel_widths):
-            raise ValueError(f"{self.name}: char_ids are padded to {max_word_length} characters, fewer than the "
-                             f"widest kernel ({max(self.kernel_widths)}); pad words to at least that length")
+            raise ValueError(
+                f"{self.name}: char_ids are padded to {max_word_length} characters, fewer than the "
+                f"widest kernel ({max(self.kernel_widths)}); pad words to at least that length"
+            )
         table = tf.concat([tf.zeros([1, self.char_dim], self.char_table.dtype), self.char_table], axis=0)
         outer_shape = tf.shape(char_ids)[:-1]
         chars = tf.reshape(char_ids, [-1, tf.shape(char_ids)[-1]])
@@ -136,5 +149,11 @@ class CharacterCNN(keras.layers.Layer):
         return tf.reshape(features, tf.concat([outer_shape, [sum(self.filters)]], axis=0))
 
     def get_config(self):
-        return {**super().get_config(), "num_chars": self.num_chars, "char_dim": self.char_dim,
-                "kernel_widths": self.kernel_widths, "filters": self.filters, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "num_chars": self.num_chars,
+            "char_dim": self.char_dim,
+            "kernel_widths": self.kernel_widths,
+            "filters": self.filters,
+            "dropout": self.dropout,
+        }

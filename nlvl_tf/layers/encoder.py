@@ -14,10 +14,7 @@ import math
 import keras
 import tensorflow as tf
 
-from nlvl_tf.layers import dropout
-from nlvl_tf.layers import linear
-from nlvl_tf.layers import lstm
-from nlvl_tf.layers import masking
+from nlvl_tf.layers import dropout, linear, lstm, masking
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
@@ -34,10 +31,18 @@ class DepthwiseConv1D(keras.layers.DepthwiseConv1D):
         kwargs.setdefault("padding", "same")
         kwargs.setdefault("use_bias", False)
         super().__init__(kernel_size, **kwargs)
-        if (self.padding, self.strides, self.dilation_rate, self.depth_multiplier, self.use_bias,
-                self.data_format) != ("same", (1,), (1,), 1, False, "channels_last"):
-            raise ValueError(f"{self.name}: only padding='same', strides=1, dilation_rate=1, depth_multiplier=1, "
-                             f"use_bias=False and channels_last are supported")
+        if (self.padding, self.strides, self.dilation_rate, self.depth_multiplier, self.use_bias, self.data_format) != (
+            "same",
+            (1,),
+            (1,),
+            1,
+            False,
+            "channels_last",
+        ):
+            raise ValueError(
+                f"{self.name}: only padding='same', strides=1, dilation_rate=1, depth_multiplier=1, "
+                f"use_bias=False and channels_last are supported"
+            )
 
     def call(self, inputs):
         kernel = tf.cast(self.kernel, inputs.dtype)[:, tf.newaxis]  # [k, C, 1] -> [k, 1, C, 1]
@@ -46,7 +51,8 @@ class DepthwiseConv1D(keras.layers.DepthwiseConv1D):
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
 class MultiHeadSelfAttention(keras.layers.Layer):
-    """Multi-head self-attention as in the authors' code: Q/K/V projections with bias, masked keys, no output projection.
+    """Multi-head self-attention as in the authors' code: Q/K/V projections with bias, masked keys, no output
+    projection.
 
     Args:
         num_heads: number of heads; the hidden size must be divisible by it.
@@ -122,8 +128,11 @@ class FeatureEncoder(keras.layers.Layer):
 
     def __init__(self, num_heads=8, kernel_size=7, num_conv_layers=4, max_position=128, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("kernel_size", kernel_size), ("num_conv_layers", num_conv_layers),
-                            ("max_position", max_position)):
+        for name, value in (
+            ("kernel_size", kernel_size),
+            ("num_conv_layers", num_conv_layers),
+            ("max_position", max_position),
+        ):
             if int(value) <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         if not 0.0 <= dropout < 1.0:
@@ -137,7 +146,8 @@ class FeatureEncoder(keras.layers.Layer):
     def build(self, input_shape):
         hidden_size = input_shape[-1]
         self.positional_embedding = self.add_weight(
-            name="positional_embedding", shape=(self.max_position, hidden_size), initializer="glorot_uniform")
+            name="positional_embedding", shape=(self.max_position, hidden_size), initializer="glorot_uniform"
+        )
         # Sub-layers are named attributes, not Python lists: tf.train.Checkpoint does not see layers in lists.
         for i in range(self.num_conv_layers):
             norm = keras.layers.LayerNormalization(epsilon=1e-6, name=f"conv_layer_norm_{i}")
@@ -184,8 +194,14 @@ class FeatureEncoder(keras.layers.Layer):
         return x + self.dropout_layer(self.feed_forward(y), training=training)
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "kernel_size": self.kernel_size,
-                "num_conv_layers": self.num_conv_layers, "max_position": self.max_position, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "kernel_size": self.kernel_size,
+            "num_conv_layers": self.num_conv_layers,
+            "max_position": self.max_position,
+            "dropout": self.dropout,
+        }
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")

@@ -3,8 +3,7 @@
 import keras
 import tensorflow as tf
 
-from nlvl_tf.layers import linear
-from nlvl_tf.layers import masking
+from nlvl_tf.layers import linear, masking
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")

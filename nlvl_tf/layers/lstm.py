@@ -52,12 +52,21 @@ def _recurrence_forward(projected, recurrent_kernel):
         input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
         cell = forget_gate * cell + input_gate * candidate
         hidden = output_gate * tf.tanh(cell)
-        return (t + 1, hidden, cell, hidden_states.write(t, hidden), cell_states.write(t, cell),
-                gate_values.write(t, gates))
+        return (
+            t + 1,
+            hidden,
+            cell,
+            hidden_states.write(t, hidden),
+            cell_states.write(t, cell),
+            gate_values.write(t, gates),
+        )
 
     _, _, _, hidden_states, cell_states, gate_values = tf.while_loop(
-        lambda t, *_: t < steps, step, (0, zeros, zeros, hidden_states, cell_states, gate_values),
-        maximum_iterations=steps)
+        lambda t, *_: t < steps,
+        step,
+        (0, zeros, zeros, hidden_states, cell_states, gate_values),
+        maximum_iterations=steps,
+    )
     return tf.transpose(hidden_states.stack(), [1, 0, 2]), cell_states.stack(), gate_values.stack()
 
 
@@ -79,22 +88,31 @@ def _recurrence_backward(hidden_grads, hidden_states, cell_states, gate_values, 
     cell_tanh = tf.tanh(cell_states)
     cell_grad_from_hidden = output_gate * (1.0 - cell_tanh * cell_tanh)
     # d gate pre-activations = [dc, dc, dc, dh] * these factors.
-    gate_factors = tf.concat([
-        candidate * input_gate * (1.0 - input_gate),
-        previous_cells * forget_gate * (1.0 - forget_gate),
-        input_gate * (1.0 - candidate * candidate),
-        cell_tanh * output_gate * (1.0 - output_gate)], axis=-1)
+    gate_factors = tf.concat(
+        [
+            candidate * input_gate * (1.0 - input_gate),
+            previous_cells * forget_gate * (1.0 - forget_gate),
+            input_gate * (1.0 - candidate * candidate),
+            cell_tanh * output_gate * (1.0 - output_gate),
+        ],
+        axis=-1,
+    )
     projected_grads = tf.TensorArray(hidden_grads.dtype, size=steps)
 
     def step(t, hidden_grad_next, cell_grad_next, projected_grads):
         hidden_grad = hidden_grads[t] + hidden_grad_next
         cell_grad = cell_grad_next + hidden_grad * cell_grad_from_hidden[t]
         gate_grads = tf.concat([cell_grad, cell_grad, cell_grad, hidden_grad], axis=-1) * gate_factors[t]
-        return (t - 1, tf.matmul(gate_grads, recurrent_kernel, transpose_b=True), cell_grad * forget_gate[t],
-                projected_grads.write(t, gate_grads))
+        return (
+            t - 1,
+            tf.matmul(gate_grads, recurrent_kernel, transpose_b=True),
+            cell_grad * forget_gate[t],
+            projected_grads.write(t, gate_grads),
+        )
 
     _, _, _, projected_grads = tf.while_loop(
-        lambda t, *_: t >= 0, step, (steps - 1, zeros, zeros, projected_grads), maximum_iterations=steps)
+        lambda t, *_: t >= 0, step, (steps - 1, zeros, zeros, projected_grads), maximum_iterations=steps
+    )
     projected_grads = projected_grads.stack()
     previous_hidden = tf.concat([zeros[tf.newaxis], hidden_states[:-1]], axis=0)
     kernel_grad = tf.einsum("lbu,lbg->ug", previous_hidden, projected_grads)
@@ -136,8 +154,10 @@ def _static_batch_recurrence(projected, recurrent_kernel):
     chunks = _forward_in_chunks(projected, recurrent_kernel, num_chunks)
 
     def gradient(hidden_grads):
-        results = [_recurrence_backward(grads, *saved, recurrent_kernel)
-                   for grads, saved in zip(_split_batch(hidden_grads, num_chunks), chunks)]
+        results = [
+            _recurrence_backward(grads, *saved, recurrent_kernel)
+            for grads, saved in zip(_split_batch(hidden_grads, num_chunks), chunks)
+        ]
         return tf.concat([grads for grads, _ in results], 0), tf.add_n([kernel_grad for _, kernel_grad in results])
 
     return tf.concat([hidden for hidden, _, _ in chunks], 0), gradient
@@ -155,8 +175,9 @@ def _dynamic_batch_recurrence(projected, recurrent_kernel):
     def one_loop():
         return _recurrence_forward(projected, recurrent_kernel)
 
-    saved = one_loop() if num_chunks == 1 else tf.cond(
-        tf.shape(projected)[0] >= 2 * MIN_CHUNK_ROWS, in_chunks, one_loop)
+    saved = (
+        one_loop() if num_chunks == 1 else tf.cond(tf.shape(projected)[0] >= 2 * MIN_CHUNK_ROWS, in_chunks, one_loop)
+    )
 
     def gradient(hidden_grads):
         return _recurrence_backward(hidden_grads, *saved, recurrent_kernel)
@@ -197,10 +218,10 @@ class UnidirectionalLSTM(keras.layers.Layer):
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(f"{self.name}: the last input dimension must be known, got shape {input_shape}")
-        self.kernel = self.add_weight(
-            name="kernel", shape=(input_dim, 4 * self.units), initializer="glorot_uniform")
+        self.kernel = self.add_weight(name="kernel", shape=(input_dim, 4 * self.units), initializer="glorot_uniform")
         self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel", shape=(self.units, 4 * self.units), initializer="orthogonal")
+            name="recurrent_kernel", shape=(self.units, 4 * self.units), initializer="orthogonal"
+        )
         units = self.units
 
         def unit_forget_bias(shape, dtype=None):

@@ -3,8 +3,7 @@
 import keras
 import tensorflow as tf
 
-from nlvl_tf.layers import attention
-from nlvl_tf.layers import encoder
+from nlvl_tf.layers import attention, encoder
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
@@ -25,8 +24,13 @@ class NilPrediction(keras.layers.Layer):
     def __init__(self, num_heads=8, kernel_size=7, num_conv_layers=4, max_position=200, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder.FeatureEncoder(
-            num_heads=num_heads, kernel_size=kernel_size, num_conv_layers=num_conv_layers, max_position=max_position,
-            dropout=dropout, name="nil_encoder")
+            num_heads=num_heads,
+            kernel_size=kernel_size,
+            num_conv_layers=num_conv_layers,
+            max_position=max_position,
+            dropout=dropout,
+            name="nil_encoder",
+        )
         self.pooling = attention.AttentionPooling(name="nil_pooling")
         self.scorer = keras.layers.Dense(1, name="nil_scorer")
 
@@ -42,6 +46,10 @@ class NilPrediction(keras.layers.Layer):
 
     def get_config(self):
         encoder_config = self.encoder.get_config()
-        return {**super().get_config(),
-                **{key: encoder_config[key] for key in
-                   ("num_heads", "kernel_size", "num_conv_layers", "max_position", "dropout")}}
+        return {
+            **super().get_config(),
+            **{
+                key: encoder_config[key]
+                for key in ("num_heads", "kernel_size", "num_conv_layers", "max_position", "dropout")
+            },
+        }

@@ -3,8 +3,7 @@
 import keras
 import tensorflow as tf
 
-from nlvl_tf.layers import lstm
-from nlvl_tf.layers import masking
+from nlvl_tf.layers import lstm, masking
 
 HEADS = ("mlp", "linear")
 
@@ -56,8 +55,10 @@ class ConditionedSpanPredictor(keras.layers.Layer):
         end_states = self.end_lstm(start_states)
         start_logits = self.start_head(tf.concat([start_states, features], axis=-1))
         end_logits = self.end_head(tf.concat([end_states, features], axis=-1))
-        return (masking.mask_logits(tf.squeeze(start_logits, -1), mask),
-                masking.mask_logits(tf.squeeze(end_logits, -1), mask))
+        return (
+            masking.mask_logits(tf.squeeze(start_logits, -1), mask),
+            masking.mask_logits(tf.squeeze(end_logits, -1), mask),
+        )
 
     def get_config(self):
         return {**super().get_config(), "hidden_size": self.hidden_size, "head": self.head}

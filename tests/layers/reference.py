@@ -32,28 +32,28 @@ def depthwise_conv_same(x, kernel):
     padded = np.pad(x, ((0, 0), (half, half), (0, 0)))
     out = np.zeros_like(x)
     for offset in range(k):
-        out += padded[:, offset:offset + x.shape[1]] * kernel[offset]
+        out += padded[:, offset : offset + x.shape[1]] * kernel[offset]
     return out
 
 
 def multi_head_attention(x, mask, wq, bq, wk, bk, wv, bv, num_heads):
-    b, l, d = x.shape
+    b, length, d = x.shape
     h = d // num_heads
-    q = (x @ wq + bq).reshape(b, l, num_heads, h).transpose(0, 2, 1, 3) / np.sqrt(h)
-    k = (x @ wk + bk).reshape(b, l, num_heads, h).transpose(0, 2, 1, 3)
-    v = (x @ wv + bv).reshape(b, l, num_heads, h).transpose(0, 2, 1, 3)
+    q = (x @ wq + bq).reshape(b, length, num_heads, h).transpose(0, 2, 1, 3) / np.sqrt(h)
+    k = (x @ wk + bk).reshape(b, length, num_heads, h).transpose(0, 2, 1, 3)
+    v = (x @ wv + bv).reshape(b, length, num_heads, h).transpose(0, 2, 1, 3)
     p = masked_softmax(q @ k.transpose(0, 1, 3, 2), mask[:, None, None, :])
-    return (p @ v).transpose(0, 2, 1, 3).reshape(b, l, d)
+    return (p @ v).transpose(0, 2, 1, 3).reshape(b, length, d)
 
 
 def lstm(x, kernel, recurrent_kernel, bias):
     """Gate order i, f, c, o."""
-    b, l, _ = x.shape
+    b, length, _ = x.shape
     units = recurrent_kernel.shape[0]
     h = np.zeros((b, units))
     c = np.zeros((b, units))
     outputs = []
-    for t in range(l):
+    for t in range(length):
         z = x[:, t] @ kernel + h @ recurrent_kernel + bias
         i, f, g, o = np.split(z, 4, axis=-1)
         c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)

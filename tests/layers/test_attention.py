@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from nlvl_tf.layers import attention
-from tests.layers import checks
-from tests.layers import reference
+from tests.layers import checks, reference
 
 RNG = np.random.default_rng(1)
 VIDEO_LENGTHS, QUERY_LENGTHS = [7, 3], [5, 2]
@@ -14,8 +13,12 @@ VIDEO_LENGTHS, QUERY_LENGTHS = [7, 3], [5, 2]
 def _inputs(video_length=7, query_length=5, hidden=8):
     video = RNG.normal(size=(2, video_length, hidden)).astype("float32")
     query = RNG.normal(size=(2, query_length, hidden)).astype("float32")
-    return (video, query, checks.lengths_to_mask(VIDEO_LENGTHS, video_length),
-            checks.lengths_to_mask(QUERY_LENGTHS, query_length))
+    return (
+        video,
+        query,
+        checks.lengths_to_mask(VIDEO_LENGTHS, video_length),
+        checks.lengths_to_mask(QUERY_LENGTHS, query_length),
+    )
 
 
 def test_context_query_attention_matches_equations_2_and_3():
@@ -23,8 +26,15 @@ def test_context_query_attention_matches_equations_2_and_3():
     layer = attention.ContextQueryAttention()
     fused, similarity = layer(video, query, vmask, qmask)
     want, want_similarity = reference.context_query_attention(
-        video.astype("float64"), query.astype("float64"), vmask, qmask, layer.video_weight.numpy(),
-        layer.query_weight.numpy(), layer.product_weight.numpy(), layer.output_projection.kernel.numpy())
+        video.astype("float64"),
+        query.astype("float64"),
+        vmask,
+        qmask,
+        layer.video_weight.numpy(),
+        layer.query_weight.numpy(),
+        layer.product_weight.numpy(),
+        layer.output_projection.kernel.numpy(),
+    )
     checks.assert_valid_positions_equal(want, fused, VIDEO_LENGTHS)
     np.testing.assert_allclose(similarity, want_similarity, atol=1e-5)
 
@@ -63,8 +73,12 @@ def test_padding_video_and_query_to_twice_the_length_changes_no_valid_output(mak
     video, query, vmask, qmask = _inputs()
     layer = make()
     short, _ = layer(video, query, vmask, qmask)
-    long, _ = layer(checks.pad_with_noise(video, 14), checks.pad_with_noise(query, 10, seed=1),
-                    checks.lengths_to_mask(VIDEO_LENGTHS, 14), checks.lengths_to_mask(QUERY_LENGTHS, 10))
+    long, _ = layer(
+        checks.pad_with_noise(video, 14),
+        checks.pad_with_noise(query, 10, seed=1),
+        checks.lengths_to_mask(VIDEO_LENGTHS, 14),
+        checks.lengths_to_mask(QUERY_LENGTHS, 10),
+    )
     checks.assert_valid_positions_equal(short, long, VIDEO_LENGTHS)
 
 
@@ -75,8 +89,9 @@ def test_attention_pooling_padding_invariance():
     np.testing.assert_allclose(long, layer(query, qmask), atol=1e-6)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: attention.ContextQueryAttention(dropout=0.1, use_bias=True), attention.ConcatAttention])
+@pytest.mark.parametrize(
+    "make", [lambda: attention.ContextQueryAttention(dropout=0.1, use_bias=True), attention.ConcatAttention]
+)
 def test_serialization_round_trip(make):
     inputs = _inputs()
     checks.assert_round_trip(make(), lambda layer: layer(*inputs))

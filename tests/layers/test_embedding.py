@@ -47,7 +47,7 @@ def _numpy_char_cnn(layer, ids):
         for width, conv in zip(layer.kernel_widths, layer.convolutions):
             kernel, bias = [w.numpy() for w in conv.weights]
             windows = range(max(length - width + 1, 1))
-            values = [np.maximum(np.einsum("kc,kcf->f", emb[i:i + width], kernel) + bias, 0) for i in windows]
+            values = [np.maximum(np.einsum("kc,kcf->f", emb[i : i + width], kernel) + bias, 0) for i in windows]
             features.append(np.max(values, axis=0))
         out.append(np.concatenate(features))
     return np.array(out).reshape(*ids.shape[:-1], -1)

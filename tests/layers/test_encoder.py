@@ -5,8 +5,7 @@ import pytest
 import tensorflow as tf
 
 from nlvl_tf.layers import encoder
-from tests.layers import checks
-from tests.layers import reference
+from tests.layers import checks, reference
 
 RNG = np.random.default_rng(0)
 LENGTHS = [9, 5, 1]
@@ -32,8 +31,13 @@ def _numpy_encoder(layer, x, mask):
     gamma, beta = weights(layer.attention_norm)
     attn = layer.attention
     z = reference.multi_head_attention(
-        reference.layer_norm(y, gamma, beta), mask, *weights(attn.query_projection), *weights(attn.key_projection),
-        *weights(attn.value_projection), attn.num_heads)
+        reference.layer_norm(y, gamma, beta),
+        mask,
+        *weights(attn.query_projection),
+        *weights(attn.key_projection),
+        *weights(attn.value_projection),
+        attn.num_heads,
+    )
     y = y + z
     gamma, beta = weights(layer.feed_forward_norm)
     w, b = weights(layer.feed_forward)
@@ -57,11 +61,14 @@ def test_multi_head_attention_ignores_masked_keys():
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: encoder.FeatureEncoder(num_heads=4, max_position=32),
-    lambda: encoder.BiLSTMEncoder(),
-    lambda: encoder.MultiHeadSelfAttention(num_heads=4),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: encoder.FeatureEncoder(num_heads=4, max_position=32),
+        lambda: encoder.BiLSTMEncoder(),
+        lambda: encoder.MultiHeadSelfAttention(num_heads=4),
+    ],
+)
 def test_padding_to_twice_the_length_changes_no_valid_output(make):
     x, mask = _inputs()
     layer = make()
@@ -86,17 +93,20 @@ def test_bilstm_encoder_matches_forward_and_reversed_numpy_lstm():
     got = layer(x, mask).numpy()
     forward = reference.lstm(x.astype("float64"), *[w.numpy() for w in layer.forward_lstm.weights])
     for row, length in enumerate(LENGTHS):
-        reversed_row = x[row:row + 1, :length][:, ::-1].astype("float64")
+        reversed_row = x[row : row + 1, :length][:, ::-1].astype("float64")
         backward = reference.lstm(reversed_row, *[w.numpy() for w in layer.backward_lstm.weights])[:, ::-1]
         np.testing.assert_allclose(got[row, :length, :4], forward[row, :length], atol=1e-5)
         np.testing.assert_allclose(got[row, :length, 4:], backward[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: encoder.FeatureEncoder(num_heads=4, kernel_size=5, num_conv_layers=2, max_position=16, dropout=0.1),
-    lambda: encoder.BiLSTMEncoder(),
-    lambda: encoder.MultiHeadSelfAttention(num_heads=2, dropout=0.1),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: encoder.FeatureEncoder(num_heads=4, kernel_size=5, num_conv_layers=2, max_position=16, dropout=0.1),
+        lambda: encoder.BiLSTMEncoder(),
+        lambda: encoder.MultiHeadSelfAttention(num_heads=2, dropout=0.1),
+    ],
+)
 def test_serialization_round_trip(make):
     x, mask = _inputs()
     checks.assert_round_trip(make(), lambda layer: layer(x, mask))
@@ -108,8 +118,10 @@ def test_longer_than_positional_table_is_a_clear_error():
         encoder.FeatureEncoder(num_heads=4, max_position=8)(x, mask)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"dropout": 1.0}, "dropout"), ({"kernel_size": 0}, "kernel_size"), ({"max_position": -1}, "max_position")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"dropout": 1.0}, "dropout"), ({"kernel_size": 0}, "kernel_size"), ({"max_position": -1}, "max_position")],
+)
 def test_invalid_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         encoder.FeatureEncoder(**kwargs)

@@ -3,18 +3,19 @@
 import numpy as np
 import pytest
 
-from nlvl_tf.layers import highlight
-from nlvl_tf.layers import masking
-from tests.layers import checks
-from tests.layers import reference
+from nlvl_tf.layers import highlight, masking
+from tests.layers import checks, reference
 
 RNG = np.random.default_rng(2)
 LENGTHS = [6, 2]
 
 
 def _inputs(length=6, hidden=8):
-    return (RNG.normal(size=(2, length, hidden)).astype("float32"), RNG.normal(size=(2, hidden)).astype("float32"),
-            checks.lengths_to_mask(LENGTHS, length))
+    return (
+        RNG.normal(size=(2, length, hidden)).astype("float32"),
+        RNG.normal(size=(2, hidden)).astype("float32"),
+        checks.lengths_to_mask(LENGTHS, length),
+    )
 
 
 @pytest.mark.parametrize("project", [True, False])
@@ -41,5 +42,6 @@ def test_padding_invariance_and_round_trip():
     short, _ = layer(features, sentence, mask)
     long, _ = layer(checks.pad_with_noise(features, 12), sentence, checks.lengths_to_mask(LENGTHS, 12))
     checks.assert_valid_positions_equal(short, long, LENGTHS)
-    checks.assert_round_trip(highlight.QueryGuidedHighlighting(project_concat=False),
-                             lambda layer: layer(features, sentence, mask))
+    checks.assert_round_trip(
+        highlight.QueryGuidedHighlighting(project_concat=False), lambda layer: layer(features, sentence, mask)
+    )

@@ -3,11 +3,8 @@
 import numpy as np
 import pytest
 
-from nlvl_tf.layers import lstm
-from nlvl_tf.layers import masking
-from nlvl_tf.layers import predictor
-from tests.layers import checks
-from tests.layers import reference
+from nlvl_tf.layers import lstm, masking, predictor
+from tests.layers import checks, reference
 
 RNG = np.random.default_rng(3)
 LENGTHS = [7, 4]
@@ -45,8 +42,10 @@ def test_predictor_matches_numpy(head):
                 y = np.maximum(y, 0)
         return y[..., 0]
 
-    for got, want in ((start, head_logits(layer.start_head, start_states)),
-                      (end, head_logits(layer.end_head, end_states))):
+    for got, want in (
+        (start, head_logits(layer.start_head, start_states)),
+        (end, head_logits(layer.end_head, end_states)),
+    ):
         np.testing.assert_allclose(np.where(mask, got, 0), np.where(mask, want, 0), atol=1e-5)
         assert np.all(got.numpy()[~mask] == masking.MASK_VALUE)
 
@@ -63,8 +62,8 @@ def test_padding_invariance_and_round_trips():
     layer = predictor.ConditionedSpanPredictor(hidden_size=5)
     short = layer(x, mask)
     long = layer(checks.pad_with_noise(x, 14), checks.lengths_to_mask(LENGTHS, 14))
-    for s, l in zip(short, long):
-        checks.assert_valid_positions_equal(s, l, LENGTHS)
+    for short_output, long_output in zip(short, long):
+        checks.assert_valid_positions_equal(short_output, long_output, LENGTHS)
     checks.assert_round_trip(predictor.ConditionedSpanPredictor(4, head="linear"), lambda p: p(x, mask))
     checks.assert_round_trip(lstm.UnidirectionalLSTM(3), lambda p: p(x))
 
@@ -131,8 +130,9 @@ def test_lstm_in_parallel_chunks_equals_one_loop(monkeypatch, static_batch):
     monkeypatch.setattr(lstm, "_parallel_loops", lambda: 3)
     assert lstm._num_chunks(25) == 3
     states, grads = tf.function(states_and_gradients, input_signature=signature)(x)
-    np.testing.assert_allclose(states, reference.lstm(x.numpy().astype("float64"), *[w.numpy() for w in layer.weights]),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        states, reference.lstm(x.numpy().astype("float64"), *[w.numpy() for w in layer.weights]), atol=1e-5
+    )
     np.testing.assert_allclose(states, want_states, atol=1e-6)
     for got, want in zip(grads, want_grads):
         np.testing.assert_allclose(got, want, atol=1e-5)

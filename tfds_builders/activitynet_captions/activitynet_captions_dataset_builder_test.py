@@ -3,12 +3,11 @@
 import json
 import pathlib
 
-from etils import epath
+import nlvl_builder_common as common
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
-import nlvl_builder_common as common
+from etils import epath
 
 from . import activitynet_captions_dataset_builder as anet
 
@@ -30,9 +29,10 @@ class ActivityNetCaptionsI3dTest(tfds.testing.DatasetBuilderTestCase):
         np.testing.assert_array_equal(train["v_0bosp4-pyTM"]["moment_valid"], [True, False])  # 61.29 > 60.71
         np.testing.assert_array_equal(train["v_N7ppHQNikv8"]["moment_valid"], [True, False])  # 34.77 == 34.77
         np.testing.assert_allclose(train["v_G836MDBhEpg"]["end"], [61.13, 61.13])  # 61.14 clipped to the duration
-        self.assertEqual([q.decode() for q in train["v_mIi5fkvHDAo"]["query"]],
-                         ["Monkeys are skiing behind a boat in the water.",
-                          "The monkey driving the speed boat is shown again."])  # "  ..." and "\n..." stripped
+        self.assertEqual(
+            [q.decode() for q in train["v_mIi5fkvHDAo"]["query"]],
+            ["Monkeys are skiing behind a boat in the water.", "The monkey driving the speed boat is shown again."],
+        )  # "  ..." and "\n..." stripped
         self.assertIn("piñata", train["v_M_LSDRzVN38"]["query"][0].decode())
         report = builder.info.metadata[common.METADATA_REPORT_KEY]
         # Only v_G836MDBhEpg's 61.14 > 61.13 counts; v_MKmrqcoCZ-M's 70.29 > 70.28999999999999 is float noise.
@@ -76,11 +76,15 @@ def test_mismatched_lists_name_file_and_video(tmp_path):
 
 def test_negative_reversed_and_overlong_times_are_clipped_counted_and_flagged(tmp_path):
     path = tmp_path / "train.json"
-    path.write_text(json.dumps({"v_a": {"duration": 20.0, "timestamps": [[-2, 5], [7, 3], [4, 30.5]],
-                                        "sentences": ["x", "y", "z"]}}))
+    path.write_text(
+        json.dumps(
+            {"v_a": {"duration": 20.0, "timestamps": [[-2, 5], [7, 3], [4, 30.5]], "sentences": ["x", "y", "z"]}}
+        )
+    )
     split = anet.read_captions_file(epath.Path(path))
     assert split.videos["v_a"].annotations == [
-        common.Annotation("x", 0.0, 5.0, True), common.Annotation("y", 7.0, 3.0, False),
+        common.Annotation("x", 0.0, 5.0, True),
+        common.Annotation("y", 7.0, 3.0, False),
         common.Annotation("z", 4.0, 20.0, True),
     ]
     assert (split.num_start_clipped, split.num_end_clipped, split.num_invalid) == (1, 1, 1)

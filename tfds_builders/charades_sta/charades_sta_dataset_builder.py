@@ -6,10 +6,9 @@ Splits: train and test; there is no validation split (the paper and the authors'
 checkpoints on test).
 """
 
-from etils import epath
-import tensorflow_datasets as tfds
-
 import nlvl_builder_common as common
+import tensorflow_datasets as tfds
+from etils import epath
 
 _SUPER_EVENTS = (
     "https://raw.githubusercontent.com/piergiaj/super-events-cvpr18/d4f940565d878ddf573a4a888c61d167683fae42"

@@ -2,12 +2,11 @@
 
 import pathlib
 
-from etils import epath
+import nlvl_builder_common as common
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
-import nlvl_builder_common as common
+from etils import epath
 
 from . import charades_sta_dataset_builder as charades
 
@@ -42,8 +41,10 @@ class CharadesStaI3dTest(tfds.testing.DatasetBuilderTestCase):
         np.testing.assert_allclose([leol6["start"][0], leol6["end"][0]], [6.25, 6.25])
         self.assertFalse(leol6["moment_valid"][0])
         self.assertAlmostEqual(float(train["Y6R7T"]["annotations"]["end"][0]), 29.42, places=4)  # 30.0 clipped
-        self.assertEqual(train["0G2SC"]["annotations"]["query"][0].decode(),
-                         "person #1 smiled as person #2 walked through the doorway.")
+        self.assertEqual(
+            train["0G2SC"]["annotations"]["query"][0].decode(),
+            "person #1 smiled as person #2 walked through the doorway.",
+        )
         self.assertEqual(len(train["MMRRV"]["annotations"]["query"]), 2)
         with open(DUMMY / "features" / "AO8RW.npy", "rb") as f:  # the test case only allows np.load on files
             np.testing.assert_array_equal(train["AO8RW"]["features"], np.load(f))
@@ -66,13 +67,16 @@ def test_read_splits_keeps_every_record_clips_and_flags():
     assert train.videos["MMRRV"].duration == 26.54
 
 
-@pytest.mark.parametrize("line, message", [
-    ("AO8RW 0.0 6.9 a person sits.", "missing '##' between times and sentence"),
-    ("AO8RW 0.0##a person sits.", "expected '<video_id> <start> <end>' before '##', got 'AO8RW 0.0'"),
-    ("AO8RW 0.0 six##a person sits.", "end must be a number, got 'six'"),
-    ("AO8RW 0.0 6.9##   ", "empty query"),
-    ("ZZZZZ 0.0 6.9##a person sits.", "video 'ZZZZZ' has no duration in charades.json"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("AO8RW 0.0 6.9 a person sits.", "missing '##' between times and sentence"),
+        ("AO8RW 0.0##a person sits.", "expected '<video_id> <start> <end>' before '##', got 'AO8RW 0.0'"),
+        ("AO8RW 0.0 six##a person sits.", "end must be a number, got 'six'"),
+        ("AO8RW 0.0 6.9##   ", "empty query"),
+        ("ZZZZZ 0.0 6.9##a person sits.", "video 'ZZZZZ' has no duration in charades.json"),
+    ],
+)
 def test_malformed_line_names_file_and_line(tmp_path, line, message):
     path = tmp_path / "charades_sta_train.txt"
     path.write_text(f"AO8RW 0.0 6.9##a person is putting a book on a shelf.\n\n{line}\n")

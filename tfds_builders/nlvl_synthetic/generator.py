@@ -19,16 +19,25 @@ videos, and a video does not depend on how many others are generated.
 
 import collections
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 SPLITS = ("train", "validation", "test")
 # (third person, gerund) forms; the first `num_actions` / `num_objects` entries are used.
 ACTIONS = (
-    ("opens", "opening"), ("closes", "closing"), ("washes", "washing"), ("holds", "holding"),
-    ("throws", "throwing"), ("carries", "carrying"), ("cleans", "cleaning"), ("folds", "folding"),
-    ("fills", "filling"), ("pushes", "pushing"), ("lifts", "lifting"), ("drops", "dropping"),
+    ("opens", "opening"),
+    ("closes", "closing"),
+    ("washes", "washing"),
+    ("holds", "holding"),
+    ("throws", "throwing"),
+    ("carries", "carrying"),
+    ("cleans", "cleaning"),
+    ("folds", "folding"),
+    ("fills", "filling"),
+    ("pushes", "pushing"),
+    ("lifts", "lifting"),
+    ("drops", "dropping"),
 )
 OBJECTS = ("door", "box", "cup", "book", "laptop", "towel", "bag", "bottle", "phone", "shoe", "pillow", "chair")
 ORDINALS = ("first", "second", "third")
@@ -149,6 +158,7 @@ def prototypes(spec: SyntheticSpec) -> np.ndarray:
 
 def _layout(rng: np.random.Generator, spec: SyntheticSpec, long: bool) -> tuple[list[tuple[int, int]], int]:
     """Event row spans and the total row count; idle gaps before each event and after the last."""
+
     def gap():
         return int(rng.integers(spec.gap_length[0], spec.gap_length[1] + 1))
 
@@ -181,7 +191,7 @@ def _pairs_around_primary(rng: np.random.Generator, spec: SyntheticSpec, num_eve
     num_cues = int(kind == "temporal")
     # Target occurrences, then the cue (between the two targets), then two distractors: at most 5 <= num_events.
     slots = rng.choice(num_events, size=occurrences + num_cues + 2, replace=False).tolist()
-    targets = sorted(slots[:occurrences + num_cues])
+    targets = sorted(slots[: occurrences + num_cues])
     if num_cues:
         cue_slot = targets.pop(1)
     action, obj = target = _random_pair(rng, spec)
@@ -244,12 +254,12 @@ def _query_text(rng: np.random.Generator, kind: str, pair, ordinal: int, cue_pai
 def _features(rng: np.random.Generator, spec: SyntheticSpec, protos: np.ndarray, events, num_rows: int) -> np.ndarray:
     clean = np.zeros((num_rows, spec.feature_dim))
     for event in events:
-        clean[event.start:event.end] = protos[event.action, event.object]
+        clean[event.start : event.end] = protos[event.action, event.object]
     # Moving average over `smoothing` rows (edges repeated): transitions blend, boundaries stay put.
     half = spec.smoothing // 2
     padded = np.concatenate([np.repeat(clean[:1], half, 0), clean, np.repeat(clean[-1:], half, 0)])
     cumulative = np.concatenate([np.zeros((1, spec.feature_dim)), np.cumsum(padded, axis=0)])
-    smooth = (cumulative[spec.smoothing:] - cumulative[:-spec.smoothing]) / spec.smoothing
+    smooth = (cumulative[spec.smoothing :] - cumulative[: -spec.smoothing]) / spec.smoothing
     return (smooth + spec.noise_std * rng.standard_normal(smooth.shape)).astype(np.float32)
 
 

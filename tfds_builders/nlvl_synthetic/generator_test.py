@@ -38,7 +38,7 @@ def events_matching(pairs, kind, target, ordinal, cue):
     if kind == "plain":
         return mine
     if kind == "ordinal":
-        return mine[ordinal - 1:ordinal] if len(mine) >= ordinal else []
+        return mine[ordinal - 1 : ordinal] if len(mine) >= ordinal else []
     cues = [i for i, pair in enumerate(pairs) if pair == cue]
     if len(cues) != 1:
         return cues  # an ambiguous cue: fails the caller's uniqueness check
@@ -127,7 +127,7 @@ def test_learnable_well_above_query_blind_baselines(small_splits):
     for video in small_splits["train"]:
         labels = np.full(len(video.features), na * no)  # idle rows: the last template
         for e in video.events:
-            labels[e.start:e.end] = e.action * no + e.object
+            labels[e.start : e.end] = e.action * no + e.object
         np.add.at(sums, labels, video.features)
         np.add.at(counts, labels, 1)
         normalised += [np.array(video.moment(q)) / video.duration for q in video.queries]
@@ -143,11 +143,14 @@ def test_learnable_well_above_query_blind_baselines(small_splits):
             kind, (action, obj), ordinal, cue = read_query(query.text)
             found = runs(labels, action * no + obj)
             if kind == "ordinal":
-                found = found[ordinal - 1:ordinal]
+                found = found[ordinal - 1 : ordinal]
             elif kind in ("after", "before"):
                 cue_run = max(runs(labels, cue[0] * no + cue[1]), key=lambda r: r[1] - r[0], default=(0, 0))
-                found = [r for r in found if r[0] >= cue_run[1]][:1] if kind == "after" else [
-                    r for r in found if r[1] <= cue_run[0]][-1:]
+                found = (
+                    [r for r in found if r[0] >= cue_run[1]][:1]
+                    if kind == "after"
+                    else [r for r in found if r[1] <= cue_run[0]][-1:]
+                )
             predicted = np.array(max(found, key=lambda r: r[1] - r[0], default=(0, 0))) / 2.0
             truth, duration = video.moment(query), video.duration
             hits["matcher"].append(iou(predicted, truth) >= 0.5)

@@ -7,11 +7,11 @@ spec every NLVL builder shares, so the same input pipeline, training and evaluat
 
 import dataclasses
 
+import nlvl_builder_common as common
 import tensorflow_datasets as tfds
 
-import nlvl_builder_common as common
-
 from . import generator
+
 
 @dataclasses.dataclass
 class SyntheticConfig(tfds.core.BuilderConfig):
@@ -47,12 +47,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split):
         for video in generator.generate_split(self.builder_config.spec, split):
-            yield video.video_id, {
-                "video_id": video.video_id,
-                "duration": video.duration,
-                "features": video.features,
-                "annotations": [_annotation(video, query) for query in video.queries],
-            }
+            yield (
+                video.video_id,
+                {
+                    "video_id": video.video_id,
+                    "duration": video.duration,
+                    "features": video.features,
+                    "annotations": [_annotation(video, query) for query in video.queries],
+                },
+            )
 
 
 def _annotation(video: generator.SyntheticVideo, query: generator.Query) -> dict:

@@ -6,8 +6,7 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from . import generator
-from . import nlvl_synthetic_dataset_builder
+from . import generator, nlvl_synthetic_dataset_builder
 
 _HERE = str(pathlib.Path(__file__).parent)  # no dummy data: the builder downloads nothing
 
@@ -22,9 +21,7 @@ class SmallTest(tfds.testing.DatasetBuilderTestCase):
         super()._download_and_prepare_as_dataset(builder)
         # The stored example equals the generator's video, to float32.
         video = generator.generate_video(generator.SMALL, "test", 3)
-        stored = next(
-            ex for ex in tfds.as_numpy(builder.as_dataset(split="test")) if ex["video_id"] == b"test_00003"
-        )
+        stored = next(ex for ex in tfds.as_numpy(builder.as_dataset(split="test")) if ex["video_id"] == b"test_00003")
         np.testing.assert_array_equal(stored["features"], video.features)
         self.assertAlmostEqual(float(stored["duration"]), video.duration, places=5)
         annotations = stored["annotations"]

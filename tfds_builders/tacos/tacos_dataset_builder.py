@@ -14,10 +14,9 @@ import dataclasses
 import io
 import pickle
 
-from etils import epath
-import tensorflow_datasets as tfds
-
 import nlvl_builder_common as common
+import tensorflow_datasets as tfds
+from etils import epath
 
 FPS = 29.4  # MPII-Cooking frame rate; TALL's frame numbers are at this rate.
 TAN_SPLIT_FILES = {"train": "train.json", "validation": "val.json", "test": "test.json"}
@@ -70,8 +69,10 @@ def read_frame_counts(path: epath.Path) -> dict[str, int]:
         raise common.AnnotationFormatError(f"{path}: not a pickled {{video id: frame count}} dict: {error}") from None
     if not isinstance(counts, dict):
         raise common.AnnotationFormatError(f"{path}: expected a dict of frame counts, got {type(counts).__name__}")
-    return {video_id_from_file_name(vid): common.as_number(n, f"{path}: video {vid!r}", "frame count")
-            for vid, n in counts.items()}
+    return {
+        video_id_from_file_name(vid): common.as_number(n, f"{path}: video {vid!r}", "frame count")
+        for vid, n in counts.items()
+    }
 
 
 def read_tall_samples(path: epath.Path, frame_counts: dict[str, int]) -> common.SplitAnnotations:

@@ -4,12 +4,11 @@ import collections
 import pathlib
 import pickle
 
-from etils import epath
+import nlvl_builder_common as common
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
-import nlvl_builder_common as common
+from etils import epath
 
 from . import tacos_dataset_builder as tacos
 
@@ -54,10 +53,15 @@ class TacosOrgTest(tfds.testing.DatasetBuilderTestCase):
         super()._download_and_prepare_as_dataset(builder)
         train = annotations_by_id(builder, "train")
         s13 = train["s13-d21"]  # 2955 frames
-        self.assertEqual([q.decode() for q in s13["query"]], [
-            "He took out a cutting board.", "The person gets out a cutting board.", "He took out a cutting board.",
-            "The person rinses the knife: then dries it.",  # split at the first ':' only
-        ])
+        self.assertEqual(
+            [q.decode() for q in s13["query"]],
+            [
+                "He took out a cutting board.",
+                "The person gets out a cutting board.",
+                "He took out a cutting board.",
+                "The person rinses the knife: then dries it.",  # split at the first ':' only
+            ],
+        )
         np.testing.assert_allclose(s13["start"], np.array([1, 1, 1, 2900]) / 29.4, rtol=1e-6)
         np.testing.assert_allclose(s13["end"], np.array([129, 129, 129, 2955]) / 29.4, rtol=1e-6)  # 3000 clipped
         validation = annotations_by_id(builder, "validation")
@@ -73,13 +77,19 @@ def test_org_durations_come_from_tall_frame_counts():
     assert split.num_annotations == 5 and split.num_end_clipped == 1
 
 
-@pytest.mark.parametrize("line, message", [
-    ("s13-d21.avi_1_129 He took out a pan.#", "missing ':' between clip and sentences"),
-    ("s13-d21.avi_129:He took out a pan.#", "expected '<video>.avi_<start_frame>_<end_frame>', got 's13-d21.avi_129'"),
-    ("s13-d21.avi_1_x9:He took out a pan.#", "end frame must be a number, got 'x9'"),
-    ("s99-d99.avi_1_129:He took out a pan.#", "video 's99-d99' has no frame count in video_allframes_info.pkl"),
-    ("s13-d21.avi_1_129:He took out a pan.##He washed it.#", "empty query"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("s13-d21.avi_1_129 He took out a pan.#", "missing ':' between clip and sentences"),
+        (
+            "s13-d21.avi_129:He took out a pan.#",
+            "expected '<video>.avi_<start_frame>_<end_frame>', got 's13-d21.avi_129'",
+        ),
+        ("s13-d21.avi_1_x9:He took out a pan.#", "end frame must be a number, got 'x9'"),
+        ("s99-d99.avi_1_129:He took out a pan.#", "video 's99-d99' has no frame count in video_allframes_info.pkl"),
+        ("s13-d21.avi_1_129:He took out a pan.##He washed it.#", "empty query"),
+    ],
+)
 def test_malformed_tall_line_names_file_and_line(tmp_path, line, message):
     path = tmp_path / "TACoS_val_samples.txt"
     path.write_text(f"s13-d21.avi_1_129:He took out a cutting board.#\n{line}\n")
@@ -103,11 +113,15 @@ def test_tan_fps_must_be_positive(tmp_path):
 
 def test_negative_and_reversed_frames_are_clipped_counted_and_flagged(tmp_path):
     path = tmp_path / "val.json"
-    path.write_text('{"s13-d21.avi": {"timestamps": [[-30, 294], [600, 300]], "sentences": ["x", "y"], '
-                    '"fps": 29.4, "num_frames": 588}}')
+    path.write_text(
+        '{"s13-d21.avi": {"timestamps": [[-30, 294], [600, 300]], "sentences": ["x", "y"], '
+        '"fps": 29.4, "num_frames": 588}}'
+    )
     annotations = tacos.read_tan_file(epath.Path(path)).videos["s13-d21"].annotations
     assert [(a.start, a.end, a.moment_valid) for a in annotations] == [
-        (0.0, float(np.float32(294 / 29.4)), True), (20.0, float(np.float32(300 / 29.4)), False)]
+        (0.0, float(np.float32(294 / 29.4)), True),
+        (20.0, float(np.float32(300 / 29.4)), False),
+    ]
     samples = tmp_path / "TACoS_val_samples.txt"
     samples.write_text("s13-d21.avi_-30_129:He took out a pan.#\n")
     split = tacos.read_tall_samples(epath.Path(samples), {"s13-d21": 2955})
