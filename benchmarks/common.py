@@ -20,7 +20,7 @@ def benchmark_config(model, n):
 
 def random_batch(config, batch_size, vocabulary_size, num_chars, seed=0):
     """Videos 90-100% of n long, queries of 6-12 words: the shape of the authors' benchmark inputs."""
-    from nlvl_tf import labels
+    from nlvl_tf.data import labels
 
     rng = np.random.default_rng(seed)
     n, m, w = config.max_video_len, config.max_query_len, config.max_word_len
@@ -80,14 +80,15 @@ def training_step(model_type, n, batch_size, jit_compile, vocabulary_size=1300, 
     """(config, the trainer's step function, a random batch) for the benchmark settings."""
     import tensorflow as tf
 
-    from nlvl_tf import models, training
+    from nlvl_tf.model import vslnet
+    from nlvl_tf.train import trainer
 
     config = benchmark_config(model_type, n)
     vectors = np.random.default_rng(0).normal(size=(vocabulary_size, 300)).astype(np.float32)
-    model = models.build_model(config, vocabulary_size, num_chars, vectors)
-    optimizer = training.make_optimizer(config, total_steps=10_000)
+    model = vslnet.build_model(config, vocabulary_size, num_chars, vectors)
+    optimizer = trainer.make_optimizer(config, total_steps=10_000)
     optimizer.build(model.trainable_variables)
-    step = training.make_train_step(model, optimizer, tf.distribute.get_strategy(), config, jit_compile)
+    step = trainer.make_train_step(model, optimizer, tf.distribute.get_strategy(), config, jit_compile)
     batch = {
         key: tf.constant(value) for key, value in random_batch(config, batch_size, vocabulary_size, num_chars).items()
     }

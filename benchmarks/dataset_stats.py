@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import flags
 
-from nlvl_tf import cli, text
+from nlvl_tf import cli
+from nlvl_tf.data import text
 
 _DATASET = flags.DEFINE_string("dataset", None, "Built dataset name, e.g. charades_sta.")
 _CONFIG = flags.DEFINE_string("config", None, "Builder config (default: the first one built).")

@@ -1,6 +1,6 @@
 """Input pipeline throughput: a built TFDS dataset -> ready training batches (examples per second).
 
-Reads one split of a built dataset the way training does (`data.load_splits`: TFDS records -> resampling to n and
+Reads one split of a built dataset the way training does (`splits_lib.load_splits`: TFDS records -> resampling to n and
 labels, once), then times whole training epochs of `input_pipeline.train_batches` (dataset creation included; epoch 0
 is a warm-up). Prints one JSON object on its last line: the one-off read time per video, the per-epoch setup (creating
 the dataset and waiting for its first batch), the steady time per example after the first batch, and the examples per
@@ -35,7 +35,8 @@ _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs (after one warm-up epo
 
 def main(argv):
     cli.reject_extra_arguments(argv)
-    from nlvl_tf import data, input_pipeline, text
+    from nlvl_tf.data import input_pipeline, text
+    from nlvl_tf.data import splits as splits_lib
 
     config = ml_collections.ConfigDict(
         {
@@ -52,7 +53,7 @@ def main(argv):
         }
     )
     started = time.perf_counter()
-    split = data.load_splits(config, [_SPLIT.value])[_SPLIT.value]
+    split = splits_lib.load_splits(config, [_SPLIT.value])[_SPLIT.value]
     read_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as vocabulary_dir:
         input_pipeline.build_vocabulary({"train": split}, config).save(vocabulary_dir)

@@ -50,9 +50,10 @@ def callers(export_dir):
     """{name: function(features, duration, query) -> comparable answer} for the Localizer and the raw signature."""
     import tensorflow as tf  # noqa: PLC0415 (after absl parsed the flags)
 
-    from nlvl_tf import export  # noqa: PLC0415
+    from nlvl_tf.serve import export  # noqa: PLC0415
+    from nlvl_tf.serve import localizer as localizer_lib  # noqa: PLC0415
 
-    localizer = export.Localizer.load(export_dir)
+    localizer = localizer_lib.Localizer.load(export_dir)
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
 
     def signature(features, duration, query):

@@ -34,7 +34,9 @@ def export_benchmark_model(model_type, n, directory):
     """Saves a randomly initialised model with the benchmark settings and a synthetic vocabulary; returns the path."""
     import os
 
-    from nlvl_tf import export, models, text
+    from nlvl_tf.data import text
+    from nlvl_tf.model import vslnet
+    from nlvl_tf.serve import export
 
     config = common.benchmark_config(model_type, n)
     rng = np.random.default_rng(0)
@@ -43,7 +45,7 @@ def export_benchmark_model(model_type, n, directory):
     vocabulary = text.Vocabulary(words, chars, rng.normal(size=(len(words), 300)).astype(np.float32))
     vocabulary_dir = os.path.join(directory, "vocabulary")
     vocabulary.save(vocabulary_dir)
-    model = models.build_model(config, len(words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config, len(words), vocabulary.num_chars, vocabulary.vectors)
     export_dir = os.path.join(directory, "export")
     export.save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5)
     return export_dir, config

@@ -9,7 +9,8 @@ nlvl_tf.figures in W/eval/<split>/plots/.
 
 from absl import app, flags
 
-from nlvl_tf import cli, evaluation, figures
+from nlvl_tf import cli
+from nlvl_tf.eval import evaluation, figures
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints).")
 _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate; default: the config's eval_split.")

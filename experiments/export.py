@@ -7,7 +7,8 @@ import json
 
 from absl import flags
 
-from nlvl_tf import cli, export
+from nlvl_tf import cli
+from nlvl_tf.serve import export
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Where the SavedModel is written.")

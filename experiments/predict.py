@@ -9,7 +9,8 @@ import json
 import numpy as np
 from absl import flags
 
-from nlvl_tf import cli, export
+from nlvl_tf import cli
+from nlvl_tf.serve import localizer as localizer_lib
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An export written by export.py.")
 _FEATURES = flags.DEFINE_string("features", None, "A .npy file of the video's features [T, D].")
@@ -35,7 +36,7 @@ def load_features(path, length):
 
 def main(argv):
     cli.reject_extra_arguments(argv)
-    localizer = export.Localizer.load(_SAVED_MODEL.value)
+    localizer = localizer_lib.Localizer.load(_SAVED_MODEL.value)
     features = load_features(_FEATURES.value, _LENGTH.value)
     moments = localizer.predict(features, _DURATION.value, _QUERY.value, _TOP_K.value)
     print(json.dumps({"query": _QUERY.value, "duration": _DURATION.value, "moments": moments}))

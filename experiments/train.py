@@ -8,7 +8,8 @@ checkpoint.
 from absl import flags
 from ml_collections import config_flags
 
-from nlvl_tf import cli, training
+from nlvl_tf import cli
+from nlvl_tf.train import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (path.py[:variant]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and results go here.")
@@ -16,7 +17,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, logs and results g
 
 def main(argv):
     cli.reject_extra_arguments(argv)
-    training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

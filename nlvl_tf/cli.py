@@ -66,17 +66,3 @@ def run(main):
             _report(error, FAULT_STATUS)
 
     app.run(guarded, flags_parser=_parse_flags)
-
-
-def report_uncaught_user_errors():
-    """For a command whose main is not ours (`tfds build`): a user error that reaches the top prints as `run` prints
-    it, one `error:` line, instead of a traceback (the exit status stays Python's, 1)."""
-    previous = sys.excepthook
-
-    def hook(kind, error, traceback):
-        if issubclass(kind, USER_ERRORS) and not os.environ.get("NLVL_TRACEBACK"):
-            print(f"error: {_message(error)}", file=sys.stderr)
-        else:
-            previous(kind, error, traceback)
-
-    sys.excepthook = hook

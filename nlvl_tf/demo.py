@@ -6,8 +6,11 @@ import os
 import tensorflow_datasets as tfds
 from absl import logging
 
-from nlvl_tf import baselines, export, figures, input_pipeline, training
-from nlvl_tf import data as data_lib
+from nlvl_tf.data import input_pipeline
+from nlvl_tf.data import splits as splits_lib
+from nlvl_tf.eval import baselines, figures
+from nlvl_tf.serve import export, localizer
+from nlvl_tf.train import trainer
 
 METRIC_KEYS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
 
@@ -36,11 +39,11 @@ def results_table(model_metrics, baseline_metrics):
 
 def answer_one_query(export_dir, config):
     """Loads the export and localizes the first test video's first query; returns a printable report."""
-    video = next(iter(data_lib.dataset_builder(config).as_dataset(split=config.eval_split).take(1)))
+    video = next(iter(splits_lib.dataset_builder(config).as_dataset(split=config.eval_split).take(1)))
     annotation = {key: value[0].numpy() for key, value in video["annotations"].items()}
     query = annotation["query"].decode("utf-8")
     duration = float(video["duration"])
-    moments = export.Localizer.load(export_dir).predict(video["features"].numpy(), duration, query, top_k=3)
+    moments = localizer.Localizer.load(export_dir).predict(video["features"].numpy(), duration, query, top_k=3)
     lines = [
         f'Query "{query}" on video {video["video_id"].numpy().decode()} ({duration:.1f} s), answered by '
         f"the SavedModel in {export_dir}:",
@@ -59,8 +62,8 @@ def run(config, workdir, builders_dir):
     config.data_dir = config.data_dir or os.path.join(workdir, "tensorflow_datasets")
     logging.info("building nlvl_synthetic/%s into %s", config.dataset_config, config.data_dir)
     build_synthetic(builders_dir, config.data_dir, config.dataset_config)
-    results = training.train_and_evaluate(config, workdir)
-    splits = data_lib.load_splits(config, [config.train_split, config.eval_split])
+    results = trainer.train_and_evaluate(config, workdir)
+    splits = splits_lib.load_splits(config, [config.train_split, config.eval_split])
     found = baselines.evaluate_baselines(
         input_pipeline.eval_records(splits[config.train_split], config),
         input_pipeline.eval_records(splits[config.eval_split], config),

@@ -10,8 +10,6 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
-from nlvl_tf import models, text
-
 CONFIG_FILE = "config.json"
 VOCABULARY_DIR = "vocabulary"
 CHECKPOINTS_DIR = "checkpoints"
@@ -107,16 +105,3 @@ def restore(checkpoint, path, partial=False):
         raise ValueError(
             f"checkpoint {path} does not fit this model (was the config changed since it was written?): {reason}"
         ) from None
-
-
-def load_trained_model(workdir, checkpoint="best"):
-    """(config, vocabulary, model) of a workdir with the weights of its best (or latest) checkpoint."""
-    config = load_config(workdir)
-    vocabulary = text.Vocabulary.load(os.path.join(workdir, VOCABULARY_DIR))
-    model = models.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
-    directory = os.path.join(workdir, BEST_DIR if checkpoint == "best" else CHECKPOINTS_DIR)
-    found = checkpoints_newest_first(directory)
-    if not found:
-        raise FileNotFoundError(f"no {checkpoint} checkpoint in {directory}")
-    restore(tf.train.Checkpoint(model=model), found[0], partial=True)
-    return config, vocabulary, model

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import configs, models, text
+from nlvl_tf import configs
 from nlvl_tf import workdir as workdir_lib
+from nlvl_tf.data import text
+from nlvl_tf.model import vslnet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SMOKE = f"{REPO}/experiments/configs/synthetic.py:smoke"
@@ -102,7 +104,7 @@ def test_export_names_a_corrupt_best_checkpoint(tmp_path):
     vocabulary = text.Vocabulary(("the", "door"), ("t", "h", "e"), np.ones((2, config.word_dim), np.float32))
     vocabulary.save(str(tmp_path / workdir_lib.VOCABULARY_DIR))
     workdir_lib.write_atomically(str(tmp_path / workdir_lib.CONFIG_FILE), config.to_json_best_effort())
-    model = models.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / workdir_lib.BEST_DIR / "ckpt"))
     data = pathlib.Path(f"{path}.data-00000-of-00001")
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])

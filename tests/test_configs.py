@@ -5,7 +5,8 @@ import pathlib
 
 import pytest
 
-from nlvl_tf import configs, models
+from nlvl_tf import configs
+from nlvl_tf.model import vslnet
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
@@ -32,7 +33,7 @@ def test_variant_builds_its_model(file_name, variant):
     assert config.variant == variant
     config.video_feature_dim = config.video_feature_dim or 8
     config.hidden_size, config.num_heads = 16, 2  # the check is the config, not the width; keeps the test fast
-    model = models.build_model(config, vocabulary_size=3, num_chars=4)
+    model = vslnet.build_model(config, vocabulary_size=3, num_chars=4)
     assert model.hyperparameters["max_position"] >= config.max_video_len
     if config.model == "vslnet_l":
         assert all(config.max_video_len % length == 0 for length in config.clip_lengths)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import decoding
+from nlvl_tf.eval import decoding
 
 
 def brute_force_ranking(start_probs, end_probs, length):

@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import decoding, export, labels, models, text
-from nlvl_tf import features as features_lib
+from nlvl_tf.data import features as features_lib
+from nlvl_tf.data import labels, text
+from nlvl_tf.eval import decoding
+from nlvl_tf.model import vslnet
+from nlvl_tf.serve import export
+from nlvl_tf.serve import localizer as localizer_lib
 from tests import test_models
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -63,7 +67,7 @@ def _config(model, **overrides):
 def _exported(tmp_path, vocabulary_dir, model_type):
     vocabulary = text.Vocabulary.load(vocabulary_dir)
     config = _config(model_type)
-    model = models.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
     export_dir = tmp_path / model_type
     export.save(model, config, vocabulary, str(vocabulary_dir), str(export_dir), top_k=4)
     return config, model, export_dir
@@ -157,7 +161,7 @@ def test_tokenization_inside_the_export_equals_the_training_pipeline_on_all_dumm
 @pytest.fixture(scope="module")
 def localizer(tmp_path_factory, vocabulary_dir):
     _, _, export_dir = _exported(tmp_path_factory.mktemp("export"), vocabulary_dir, "vslnet")
-    return export.Localizer.load(str(export_dir)), export_dir
+    return localizer_lib.Localizer.load(str(export_dir)), export_dir
 
 
 def test_localizer_answers_one_video_many_queries_and_a_batch_of_videos(localizer):
@@ -395,4 +399,4 @@ def test_localizer_names_a_partial_or_corrupt_export(localizer, tmp_path, damage
     shutil.copytree(export_dir, copy)
     damage(copy)
     with pytest.raises(ValueError, match=rf"^{copy}: not a readable SavedModel \(partial or corrupt\?\)"):
-        export.Localizer.load(str(copy))
+        localizer_lib.Localizer.load(str(copy))

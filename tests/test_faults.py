@@ -22,8 +22,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from nlvl_tf import configs, runtime
-from nlvl_tf import data as data_lib
 from nlvl_tf import workdir as workdir_lib
+from nlvl_tf.data import splits as splits_lib
 from tests.test_training import _free_port, read_json, run, train_command
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -232,9 +232,9 @@ def test_tfds_build_killed_midway_then_rerun_builds_the_same_dataset(synthetic_d
     config = configs.base_config()
     config.data_dir = str(tmp_path)
     with pytest.raises(FileNotFoundError, match="is not (built|prepared)"):  # a killed build is not a dataset
-        data_lib.dataset_builder(config)
+        splits_lib.dataset_builder(config)
     run(command)
-    assert data_lib.dataset_builder(config).info.splits["train"].num_examples == 500
+    assert splits_lib.dataset_builder(config).info.splits["train"].num_examples == 500
     assert dataset_contents(tmp_path) == dataset_contents(synthetic_data_dir)
 
 

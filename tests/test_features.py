@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import features
+from nlvl_tf.data import features
 
 
 def authors_resample(visual_feature, max_num_clips, include_last=True):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import input_pipeline, text
+from nlvl_tf.data import input_pipeline, text
 
 
 def video_dataset(videos, with_moment_valid=True):

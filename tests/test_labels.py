@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import labels
+from nlvl_tf.data import labels
 
 
 def interval_iou(a_start, a_end, b_start, b_end):

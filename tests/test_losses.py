@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from nlvl_tf import losses
-from nlvl_tf.layers import masking
+from nlvl_tf.model import losses
+from nlvl_tf.model.layers import masking
 
 
 def _log_softmax(x):

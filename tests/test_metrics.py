@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nlvl_tf import metrics
+from nlvl_tf.eval import metrics
 
 GROUND_TRUTH = [[0.0, 4.0]] * 4
 FAR = [4.0, 8.0]  # touches the ground truth only at t = 4: IoU 0

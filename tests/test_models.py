@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import labels, models
+from nlvl_tf.data import labels
+from nlvl_tf.model import vslnet
 from tests.layers import checks
 
 RNG = np.random.default_rng(7)
@@ -41,7 +42,7 @@ def small_config(model="vslnet", **overrides):
 
 def small_model(model="vslnet", **overrides):
     vectors = RNG.normal(size=(VOCABULARY, 8)).astype("float32")
-    return models.build_model(small_config(model, **overrides), VOCABULARY, CHARS, vectors)
+    return vslnet.build_model(small_config(model, **overrides), VOCABULARY, CHARS, vectors)
 
 
 def random_batch(video_length=24, query_length=6, word_length=5):
@@ -194,7 +195,7 @@ def test_vslnet_parameter_count_matches_the_authors_tf_model():
     config = ml_collections.ConfigDict(
         dict(model="vslnet", video_feature_dim=1024, max_video_len=128, max_query_len=30, max_word_len=16)
     )
-    model = models.build_model(config, 1300, 40, np.zeros((1300, 300), "float32"))
+    model = vslnet.build_model(config, 1300, 40, np.zeros((1300, 300), "float32"))
     assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == 781_769
     parts = {
         "video_projection": 131_200,
@@ -247,7 +248,7 @@ def test_vslnet_l_loss_is_the_sum_over_scales_with_nil_labels_of_overlapping_cli
     total = model.compute_losses(batch, outputs)
     per_scale = []
     for index, clip_length in enumerate((6, 8, 12)):
-        single = models.VSLNetL.from_config({**model.get_config(), "clip_lengths": (clip_length,)})
+        single = vslnet.VSLNetL.from_config({**model.get_config(), "clip_lengths": (clip_length,)})
         single(batch)
         single.set_weights(model.get_weights())
         per_scale.append(single.compute_losses(batch, single(batch)))
@@ -269,7 +270,7 @@ def test_vslnet_l_n600_four_scales_forward_and_backward_batch_2():
             clip_lengths=(100, 120, 150, 200),
         )
     )
-    model = models.build_model(config, 50, 30, RNG.normal(size=(50, 300)).astype("float32"))
+    model = vslnet.build_model(config, 50, 30, RNG.normal(size=(50, 300)).astype("float32"))
     batch = {
         "video_features": RNG.normal(size=(2, 600, 64)).astype("float32"),
         "video_length": np.array([600, 250], "int32"),
@@ -304,7 +305,7 @@ def test_vslnet_l_n600_four_scales_forward_and_backward_batch_2():
 )
 def test_unknown_choices_are_clear_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
-        models.build_model(small_config(**overrides), VOCABULARY, CHARS)
+        vslnet.build_model(small_config(**overrides), VOCABULARY, CHARS)
 
 
 def test_vslnet_l_rejects_a_length_that_is_not_a_multiple_of_every_clip():

@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import data as data_lib
-from nlvl_tf import evaluation, figures, input_pipeline, metrics, models, plots, text, training
 from nlvl_tf import workdir as workdir_lib
+from nlvl_tf.data import input_pipeline, text
+from nlvl_tf.data import splits as splits_lib
+from nlvl_tf.eval import evaluation, figures, metrics, plots
+from nlvl_tf.model import restore, vslnet
+from nlvl_tf.train import trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -38,7 +41,7 @@ def smoke_config(data_dir, **overrides):
 def vslnet_workdir(synthetic_data_dir, tmp_path_factory):
     """A VSLNet smoke run trained for one epoch (evaluated on the test split by training)."""
     workdir = str(tmp_path_factory.mktemp("vslnet"))
-    training.train_and_evaluate(smoke_config(synthetic_data_dir, epochs=1), workdir)
+    trainer.train_and_evaluate(smoke_config(synthetic_data_dir, epochs=1), workdir)
     return workdir
 
 
@@ -52,7 +55,7 @@ def vslnet_l_workdir(vslnet_workdir, synthetic_data_dir, tmp_path_factory):
         os.path.join(vslnet_workdir, workdir_lib.VOCABULARY_DIR), os.path.join(workdir, workdir_lib.VOCABULARY_DIR)
     )
     vocabulary = text.Vocabulary.load(os.path.join(workdir, workdir_lib.VOCABULARY_DIR))
-    model = models.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
     tf.train.Checkpoint(model=model).save(os.path.join(workdir, workdir_lib.BEST_DIR, "ckpt"))
     with open(os.path.join(workdir, workdir_lib.CONFIG_FILE), "w", encoding="utf-8") as f:
         f.write(config.to_json_best_effort(indent=2, sort_keys=True))
@@ -62,9 +65,9 @@ def vslnet_l_workdir(vslnet_workdir, synthetic_data_dir, tmp_path_factory):
 
 def forward_pass(workdir, data_dir, index):
     """The batch row and the model outputs of test record `index`, from a separate load and forward pass."""
-    config, _, model = workdir_lib.load_trained_model(workdir)
+    config, _, model = restore.load_trained_model(workdir)
     config.data_dir = data_dir
-    data = data_lib.load_splits(config, ["test"])["test"]
+    data = splits_lib.load_splits(config, ["test"])["test"]
     encoder = text.QueryEncoder(
         os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len, config.max_word_len
     )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import text
+from nlvl_tf.data import text, word_vectors
 
 # Queries shaped like the edge cases of the real annotation files (datasets.md section 4) and the
 # tokens nltk's word_tokenize (3.10, Punkt + Treebank) gives for them.
@@ -160,7 +160,7 @@ def test_query_encoder_names_a_missing_vocabulary(tmp_path):
 
 def test_glove_vectors_are_cached_and_the_cache_is_used(glove_file, tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
-    words, vectors = text.load_word_vectors(glove_file, ["man", "zebra", "the"], cache_dir=cache)
+    words, vectors = word_vectors.load_word_vectors(glove_file, ["man", "zebra", "the"], cache_dir=cache)
     assert words == ["man", "the"]
     np.testing.assert_allclose(vectors, [[4.0, 4.5], [1.0, 1.5]], rtol=1e-6)
     assert len(os.listdir(cache)) == 1
@@ -168,20 +168,20 @@ def test_glove_vectors_are_cached_and_the_cache_is_used(glove_file, tmp_path, mo
     def fail(*args):
         raise AssertionError("the vectors file was read again")
 
-    monkeypatch.setattr(text, "_read_glove", fail)
-    cached_words, cached_vectors = text.load_word_vectors(glove_file, ["man", "zebra", "the"], cache_dir=cache)
+    monkeypatch.setattr(word_vectors, "_read_glove", fail)
+    cached_words, cached_vectors = word_vectors.load_word_vectors(glove_file, ["man", "zebra", "the"], cache_dir=cache)
     assert cached_words == words
     np.testing.assert_array_equal(cached_vectors, vectors)
     # Another word list is another cache entry: the file is read again.
     with pytest.raises(AssertionError, match="read again"):
-        text.load_word_vectors(glove_file, ["man"], cache_dir=cache)
+        word_vectors.load_word_vectors(glove_file, ["man"], cache_dir=cache)
 
 
 def test_a_changed_vectors_file_is_read_again(glove_file, tmp_path):
     cache = str(tmp_path / "cache")
-    text.load_word_vectors(glove_file, ["man"], cache_dir=cache)
+    word_vectors.load_word_vectors(glove_file, ["man"], cache_dir=cache)
     write_glove(glove_file, [("man", [-1.0, -2.0]), ("woman", [0.0, 0.0])])
-    _, vectors = text.load_word_vectors(glove_file, ["man"], cache_dir=cache)
+    _, vectors = word_vectors.load_word_vectors(glove_file, ["man"], cache_dir=cache)
     np.testing.assert_allclose(vectors, [[-1.0, -2.0]])
 
 
@@ -198,12 +198,12 @@ def test_a_corrupt_glove_file_names_the_file_and_line(tmp_path, content, message
     path = tmp_path / "glove.txt"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
-        text.load_word_vectors(str(path), ["the", "man"], vectors_format="glove", cache_dir=str(tmp_path / "c"))
+        word_vectors.load_word_vectors(str(path), ["the", "man"], vectors_format="glove", cache_dir=str(tmp_path / "c"))
 
 
 def test_a_missing_vectors_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.txt"):
-        text.load_word_vectors(str(tmp_path / "nowhere.txt"), ["a"])
+        word_vectors.load_word_vectors(str(tmp_path / "nowhere.txt"), ["a"])
 
 
 @pytest.mark.parametrize(
@@ -221,7 +221,7 @@ def test_word2vec_and_keyed_vectors_files_through_gensim(tmp_path, file_name, sa
     keyed_vectors.add_vectors(["man", "door", "Zebra"], np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], np.float32))
     path = str(tmp_path / file_name)
     save(keyed_vectors, path)
-    words, vectors = text.load_word_vectors(path, ["zebra", "door", "man"], cache_dir=str(tmp_path / "c"))
+    words, vectors = word_vectors.load_word_vectors(path, ["zebra", "door", "man"], cache_dir=str(tmp_path / "c"))
     assert words == ["door", "man"]
     np.testing.assert_allclose(vectors, [[4, 5, 6], [1, 2, 3]])
 
@@ -230,7 +230,7 @@ def test_a_corrupt_word2vec_file_names_the_file(tmp_path):
     path = tmp_path / "vectors.txt"
     path.write_text("2 3\nman 1 2 3\ndoor 4 5\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"cannot read word2vec word vectors from .*vectors.txt"):
-        text.load_word_vectors(str(path), ["man"], cache_dir=str(tmp_path / "c"))
+        word_vectors.load_word_vectors(str(path), ["man"], cache_dir=str(tmp_path / "c"))
 
 
 def test_word2vec_fallback_is_deterministic_and_trained_on_training_queries_only():

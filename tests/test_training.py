@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf import baselines, input_pipeline, models, training
-from nlvl_tf import data as data_lib
 from nlvl_tf import workdir as workdir_lib
+from nlvl_tf.data import input_pipeline
+from nlvl_tf.data import splits as splits_lib
+from nlvl_tf.eval import baselines
+from nlvl_tf.model import vslnet
+from nlvl_tf.train import trainer
 from tests import test_models
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -60,7 +63,7 @@ def smoke_run(synthetic_data_dir, tmp_path_factory):
 def test_smoke_training_beats_both_trivial_baselines_by_20_points(smoke_run, synthetic_data_dir):
     config = workdir_lib.load_config(smoke_run)
     config.data_dir = synthetic_data_dir
-    splits = data_lib.load_splits(config, ["train", "test"])
+    splits = splits_lib.load_splits(config, ["train", "test"])
     found = baselines.evaluate_baselines(
         input_pipeline.eval_records(splits["train"], config), input_pipeline.eval_records(splits["test"], config)
     )
@@ -129,7 +132,7 @@ def _replica_results(strategy, model, batch):
 
     @tf.function
     def step(inputs):
-        terms, gradients = strategy.run(training.replica_gradients, args=(model, inputs, 1.0))
+        terms, gradients = strategy.run(trainer.replica_gradients, args=(model, inputs, 1.0))
         reduce = lambda value: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)  # noqa: E731
         return {k: reduce(v) for k, v in terms.items()}, [reduce(g) for g in gradients]
 
@@ -147,13 +150,13 @@ def test_mirrored_over_two_cpu_devices_gives_the_same_loss_and_gradients_as_one_
         pytest.skip("needs two logical CPU devices (configured in conftest before TensorFlow starts)")
     config = test_models.small_config("vslnet_l", dropout=0.0)
     batch = _batch_of_four()
-    single = models.build_model(config, test_models.VOCABULARY, test_models.CHARS)
+    single = vslnet.build_model(config, test_models.VOCABULARY, test_models.CHARS)
     terms_one, gradients_one = _replica_results(tf.distribute.get_strategy(), single, batch)
     mirrored = tf.distribute.MirroredStrategy(
         [cpus[0].name, cpus[1].name], cross_device_ops=tf.distribute.ReductionToOneDevice()
     )
     with mirrored.scope():
-        replicated = models.build_model(config, test_models.VOCABULARY, test_models.CHARS)
+        replicated = vslnet.build_model(config, test_models.VOCABULARY, test_models.CHARS)
     replicated.set_weights(single.get_weights())
     terms_two, gradients_two = _replica_results(mirrored, replicated, batch)
     for key in terms_one:
@@ -164,11 +167,11 @@ def test_mirrored_over_two_cpu_devices_gives_the_same_loss_and_gradients_as_one_
 
 def test_xla_and_graph_mode_agree_on_one_replica():
     config = test_models.small_config("vslnet", dropout=0.0)
-    model = models.build_model(config, test_models.VOCABULARY, test_models.CHARS)
+    model = vslnet.build_model(config, test_models.VOCABULARY, test_models.CHARS)
     batch = {key: tf.constant(value) for key, value in test_models.random_batch().items()}
 
     def loss_and_gradients(inputs):
-        terms, gradients = training.replica_gradients(model, inputs, 1.0)
+        terms, gradients = trainer.replica_gradients(model, inputs, 1.0)
         return terms["loss"], gradients
 
     graph = tf.function(loss_and_gradients, jit_compile=False)(batch)
@@ -179,7 +182,7 @@ def test_xla_and_graph_mode_agree_on_one_replica():
 
 
 def test_learning_rate_schedule_is_linear_decay_with_warmup():
-    schedule = training.WarmupLinearDecay(1e-4, total_steps=100, warmup_steps=10)
+    schedule = trainer.WarmupLinearDecay(1e-4, total_steps=100, warmup_steps=10)
     values = [float(schedule(step)) for step in (0, 5, 10, 50, 100, 120)]
     np.testing.assert_allclose(values, [0.0, 5e-5, 9e-5, 5e-5, 0.0, 0.0], rtol=1e-6, atol=1e-12)
     assert (
@@ -193,7 +196,7 @@ def test_weight_decay_skips_layer_norm_and_biases():
         dict(learning_rate=1e-4, warmup_proportion=0.0, weight_decay=0.01, adam_epsilon=1e-6, mixed_precision="")
     )
     model = test_models.small_model("vslnet")
-    optimizer = training.make_optimizer(config, 100)
+    optimizer = trainer.make_optimizer(config, 100)
     optimizer.build(model.trainable_variables)
     decayed = {v.path.split("/")[-1] for v in model.trainable_variables if optimizer._use_weight_decay(v)}
     assert {"gamma", "beta", "bias"}.isdisjoint(decayed)

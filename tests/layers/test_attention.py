@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nlvl_tf.layers import attention
+from nlvl_tf.model.layers import attention
 from tests.layers import checks, reference
 
 RNG = np.random.default_rng(1)

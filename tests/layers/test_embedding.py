@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf.layers import embedding
+from nlvl_tf.model.layers import embedding
 from tests.layers import checks
 
 RNG = np.random.default_rng(4)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlvl_tf.layers import encoder
+from nlvl_tf.model.layers import encoder
 from tests.layers import checks, reference
 
 RNG = np.random.default_rng(0)
@@ -142,7 +142,7 @@ def test_dropout_is_active_only_in_training():
 
 
 def test_philox_dropout_scales_kept_values_and_drops_about_rate():
-    from nlvl_tf.layers import dropout
+    from nlvl_tf.model.layers import dropout
 
     layer = dropout.Dropout(0.25, seed=3)
     x = np.ones((200, 100), "float32")
@@ -156,7 +156,7 @@ def test_philox_dropout_scales_kept_values_and_drops_about_rate():
 
 
 def test_dropout_rate_is_rounded_to_256ths_and_the_gradient_is_the_mask():
-    from nlvl_tf.layers import dropout
+    from nlvl_tf.model.layers import dropout
 
     layer = dropout.Dropout(0.2, seed=5)
     assert layer.drop_threshold == 51  # 0.2 * 256 = 51.2

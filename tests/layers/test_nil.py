@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nlvl_tf.layers import nil
+from nlvl_tf.model.layers import nil
 from tests.layers import checks, reference
 
 RNG = np.random.default_rng(5)

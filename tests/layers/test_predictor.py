@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nlvl_tf.layers import lstm, masking, predictor
+from nlvl_tf.model.layers import lstm, masking, predictor
 from tests.layers import checks, reference
 
 RNG = np.random.default_rng(3)

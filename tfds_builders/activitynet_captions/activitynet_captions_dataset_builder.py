@@ -6,9 +6,10 @@ val_1 video, so the validation split is not independent of test: use it for smok
 model selection claims.
 """
 
-import nlvl_builder_common as common
 import tensorflow_datasets as tfds
 from etils import epath
+
+from nlvl_tf.data import builder_common as common
 
 SPLIT_FILES = {"train": "train.json", "validation": "val_2.json", "test": "val_1.json"}
 # 2D-TAN renamed the Stanford files: val_1 -> val.json, val_2 -> test.json (same bytes).

@@ -3,11 +3,12 @@
 import json
 import pathlib
 
-import nlvl_builder_common as common
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from etils import epath
+
+from nlvl_tf.data import builder_common as common
 
 from . import activitynet_captions_dataset_builder as anet
 

@@ -6,9 +6,10 @@ Splits: train and test; there is no validation split (the paper and the authors'
 checkpoints on test).
 """
 
-import nlvl_builder_common as common
 import tensorflow_datasets as tfds
 from etils import epath
+
+from nlvl_tf.data import builder_common as common
 
 _SUPER_EVENTS = (
     "https://raw.githubusercontent.com/piergiaj/super-events-cvpr18/d4f940565d878ddf573a4a888c61d167683fae42"

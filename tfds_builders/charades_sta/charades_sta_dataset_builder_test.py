@@ -2,11 +2,12 @@
 
 import pathlib
 
-import nlvl_builder_common as common
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from etils import epath
+
+from nlvl_tf.data import builder_common as common
 
 from . import charades_sta_dataset_builder as charades
 

@@ -7,8 +7,9 @@ spec every NLVL builder shares, so the same input pipeline, training and evaluat
 
 import dataclasses
 
-import nlvl_builder_common as common
 import tensorflow_datasets as tfds
+
+from nlvl_tf.data import builder_common as common
 
 from . import generator
 

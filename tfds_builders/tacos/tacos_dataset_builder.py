@@ -14,9 +14,10 @@ import dataclasses
 import io
 import pickle
 
-import nlvl_builder_common as common
 import tensorflow_datasets as tfds
 from etils import epath
+
+from nlvl_tf.data import builder_common as common
 
 FPS = 29.4  # MPII-Cooking frame rate; TALL's frame numbers are at this rate.
 TAN_SPLIT_FILES = {"train": "train.json", "validation": "val.json", "test": "test.json"}

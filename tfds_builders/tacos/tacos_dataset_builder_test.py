@@ -4,11 +4,12 @@ import collections
 import pathlib
 import pickle
 
-import nlvl_builder_common as common
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from etils import epath
+
+from nlvl_tf.data import builder_common as common
 
 from . import tacos_dataset_builder as tacos
 

@@ -1,0 +1,407 @@
+"""From TFDS video examples to model batches (docs/internals.md, "The batch").
+
+A split is read once by `SplitData.from_videos`: each video's features are resampled to at most n
+rows (`features.resample`) and stored once, back to back in one [R, D] table shared by all queries
+of the video (TACoS has ~130 queries per video); each (video, query, moment) becomes a record that
+points at its video, with its span labels (`labels.time_to_index`) computed once. `train_batches`
+and `eval_batches` then only gather: a batch of record ids becomes a batch dict with the features
+gathered from the table and zero-padded, the queries encoded by `text.QueryEncoder`, and the
+highlight labels from `labels.highlight_labels`.
+
+Input: a tf.data.Dataset of videos as TFDS builders yield them (DESIGN.md, TFDS feature spec):
+{video_id, duration, features [L, D], annotations: {query, start, end[, moment_valid]}}; when
+`moment_valid` is absent it is derived as start < end.
+
+Config keys read (ml_collections.ConfigDict):
+    max_video_len           n: features resampled to at most n rows, padded to n. Required.
+    max_query_len           M: tokens kept per query, padded with 0. Required.
+    max_word_len            W: characters kept per token, padded with 0. Required.
+    batch_size              training batch size. Required.
+    eval_batch_size         evaluation batch size. Default: batch_size.
+    seed                    epoch e is shuffled with numpy's default_rng((seed, e)). Default 0.
+    highlight_extend        alpha of the highlight labels (spec 1.7). Default 0.1.
+    label_method            `labels.time_to_index` method. Default "iou_argmax".
+    resample_include_last   False: the authors' resampling, which drops the last raw row (spec 1.5).
+                            Default True.
+    skip_invalid_moments    training skips records with moment_valid False. Default True.
+                            Evaluation keeps every record, so its counts match the paper.
+    drop_remainder          training drops the last partial batch. Default True (never in evaluation).
+    length_bucketing        batches hold videos of one length bucket (n/4, n/2, n) and are padded to
+                            the bucket's bound instead of n, so video_features is [B, bound, D].
+                            Default False; refused for model "vslnet_l", which needs exactly n.
+    model                   read only to refuse length_bucketing for "vslnet_l".
+    vocabulary_splits       "all" (the authors) or "train": the queries counted for the vocabulary.
+    word_vectors_path       GloVe / word2vec / KeyedVectors file; empty: Word2Vec on the training
+                            queries. Default "".
+    word_vectors_format     one of word_vectors.VECTOR_FORMATS. Default "auto".
+    word_vectors_cache_dir  Default "" (word_vectors.DEFAULT_CACHE_DIR).
+    word_dim                Word2Vec vector size when no vectors file is given. Default 300.
+    min_char_count          characters seen fewer times are UNK. Default 5.
+"""
+
+import dataclasses
+import math
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from nlvl_tf.data import features as features_lib
+from nlvl_tf.data import labels, text
+
+_REQUIRED = ("max_video_len", "max_query_len", "max_word_len", "batch_size")
+_DEFAULTS = {
+    "seed": 0,
+    "highlight_extend": 0.1,
+    "label_method": "iou_argmax",
+    "resample_include_last": True,
+    "skip_invalid_moments": True,
+    "drop_remainder": True,
+    "length_bucketing": False,
+    "model": "",
+    "vocabulary_splits": "all",
+    "word_vectors_path": "",
+    "word_vectors_format": "auto",
+    "word_vectors_cache_dir": "",
+    "word_dim": 300,
+    "min_char_count": 5,
+}
+# Memory bound of one labels.time_to_index call: records x n x n IoU cells.
+_LABEL_CELLS_PER_CALL = 1 << 22
+
+
+def _option(config, key):
+    """The config value of `key`, its default when optional, a clear error when required."""
+    if key in _REQUIRED:
+        if key not in config:
+            raise KeyError(f"input pipeline: the config has no {key!r} (required)")
+        return config[key]
+    return config.get(key, _DEFAULTS[key])
+
+
+class Record(typing.NamedTuple):
+    """One evaluation record, for predictions files."""
+
+    video_id: str
+    query: str
+    duration: float
+    start_time: float
+    end_time: float
+    moment_valid: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitData:
+    """One split, resampled and labelled once: what batches are gathered from.
+
+    Video arrays [V]: video_id (bytes), duration (float32), video_length (N <= n, int32),
+    video_row (int64, the video's first row in `features`). `features`: float32 [R, D], the videos'
+    resampled rows back to back, in a non-trainable tf.Variable on the host CPU. Record arrays [Q],
+    in the dataset's order: record_video (index into the video arrays), query (bytes), start_time,
+    end_time (float32), moment_valid (bool), start_index, end_index (int32 span labels).
+    """
+
+    max_video_len: int
+    features: tf.Variable
+    video_id: np.ndarray
+    duration: np.ndarray
+    video_length: np.ndarray
+    video_row: np.ndarray
+    record_video: np.ndarray
+    query: np.ndarray
+    start_time: np.ndarray
+    end_time: np.ndarray
+    moment_valid: np.ndarray
+    start_index: np.ndarray
+    end_index: np.ndarray
+
+    @property
+    def num_records(self):
+        return len(self.record_video)
+
+    @property
+    def feature_dim(self):
+        return int(self.features.shape[-1])
+
+    @classmethod
+    def from_videos(cls, videos, config):
+        """Reads a dataset of TFDS video examples once (resampling, labels); see the module docstring."""
+        if tf.distribute.has_strategy():
+            raise ValueError(
+                "input pipeline: build SplitData outside strategy.scope() (its feature table, a "
+                "variable, would be mirrored to every replica)"
+            )
+        n = _option(config, "max_video_len")
+        include_last = _option(config, "resample_include_last")
+
+        def resample(video):
+            return {**video, "features": features_lib.resample(video["features"], n, include_last)}
+
+        resampled = videos.map(resample, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        columns, records = _collect(resampled.as_numpy_iterator())
+        video_length = np.array([len(rows) for rows in columns["features"]], np.int32)
+        duration = np.array(columns["duration"], np.float32)
+        record_video = records["record_video"]
+        start_index, end_index = _span_labels(
+            records["start_time"],
+            records["end_time"],
+            duration[record_video],
+            video_length[record_video],
+            _option(config, "label_method"),
+            n,
+        )
+        return cls(
+            max_video_len=n,
+            features=_host_table(np.concatenate(columns["features"])),
+            video_id=np.array(columns["video_id"], dtype=object),
+            duration=duration,
+            video_length=video_length,
+            video_row=np.concatenate([[0], np.cumsum(video_length[:-1], dtype=np.int64)]),
+            record_video=record_video.astype(np.int32),
+            query=records["query"].astype(object),
+            start_time=records["start_time"].astype(np.float32),
+            end_time=records["end_time"].astype(np.float32),
+            moment_valid=records["moment_valid"].astype(bool),
+            start_index=start_index,
+            end_index=end_index,
+        )
+
+
+def _collect(videos):
+    """Per-video lists (video_id, duration, features) and per-record arrays from numpy examples.
+
+    Videos without annotations are left out: no record would point at them.
+    """
+    columns = {key: [] for key in ("video_id", "duration", "features")}
+    records = {key: [] for key in ("record_video", "query", "start_time", "end_time", "moment_valid")}
+    for video in videos:
+        annotations = video["annotations"]
+        if len(annotations["query"]) == 0:
+            continue
+        _check_video(video, columns["features"][0].shape[1] if columns["features"] else None)
+        records["record_video"].append(np.full(len(annotations["query"]), len(columns["video_id"])))
+        records["query"].append(annotations["query"])
+        records["start_time"].append(annotations["start"])
+        records["end_time"].append(annotations["end"])
+        records["moment_valid"].append(annotations.get("moment_valid", annotations["start"] < annotations["end"]))
+        for key in columns:
+            columns[key].append(video[key])
+    if not columns["video_id"]:
+        raise ValueError("input pipeline: the dataset holds no video with annotations")
+    return columns, {key: np.concatenate(parts) for key, parts in records.items()}
+
+
+def _host_table(rows):
+    """The feature table as a non-trainable variable on the host CPU.
+
+    A variable is captured by tf.data functions as a handle; a captured tensor would be copied into
+    the serialized dataset graph every time an iterator is made or a strategy rebatches the
+    dataset (seconds for a gigabyte table, and over protobuf's 2 GB limit for the larger datasets).
+    """
+    with tf.device("/cpu:0"):
+        return tf.Variable(rows, trainable=False, dtype=tf.float32, name="video_feature_table")
+
+
+def _check_video(video, feature_dim):
+    """Refuses a video the labels or the feature table cannot take, naming it."""
+    name = video["video_id"].decode("utf-8", errors="replace")
+    if len(video["features"]) == 0:
+        raise ValueError(f"input pipeline: video {name!r} has no feature rows")
+    if not video["duration"] > 0:
+        raise ValueError(f"input pipeline: video {name!r} has duration {video['duration']}, expected > 0")
+    if not np.isfinite(video["features"]).all():
+        raise ValueError(f"input pipeline: video {name!r} has NaN or Inf features")
+    if feature_dim is not None and video["features"].shape[1] != feature_dim:
+        raise ValueError(
+            f"input pipeline: video {name!r} has {video['features'].shape[1]}-d features, "
+            f"the videos before it {feature_dim}-d"
+        )
+
+
+def _span_labels(start_time, end_time, duration, length, method, max_video_len):
+    """labels.time_to_index over all records, in chunks that bound the records x n x n IoU grid."""
+    chunk = max(1, _LABEL_CELLS_PER_CALL // (max_video_len * max_video_len))
+    start_index, end_index = [], []
+    for first in range(0, len(start_time), chunk):
+        part = slice(first, first + chunk)
+        start, end = labels.time_to_index(start_time[part], end_time[part], duration[part], length[part], method)
+        start_index.append(start.numpy())
+        end_index.append(end.numpy())
+    return np.concatenate(start_index), np.concatenate(end_index)
+
+
+def bucket_bounds(max_video_len):
+    """The padded lengths of length bucketing: n/4, n/2 and n, rounded up."""
+    return sorted({math.ceil(max_video_len / 4), math.ceil(max_video_len / 2), max_video_len})
+
+
+def _batch_plan(data, config, order, batch_size, drop_remainder):
+    """Record ids of each batch, in order, and the length each batch is padded to.
+
+    Without length bucketing the batches are consecutive slices of `order`, padded to n. With it,
+    the records of each bucket (in `order`) are batched apart, bucket after bucket.
+    """
+    n = data.max_video_len
+    if _option(config, "length_bucketing"):
+        if _option(config, "model") == "vslnet_l":
+            raise ValueError("input pipeline: length_bucketing is not available for vslnet_l (it needs exactly n)")
+        bounds = bucket_bounds(n)
+        bucket = np.searchsorted(bounds, data.video_length[data.record_video[order]])
+        groups = [(order[bucket == b], bound) for b, bound in enumerate(bounds)]
+    else:
+        groups = [(order, n)]
+    plan = []
+    for members, pad_length in groups:
+        stop = len(members) - len(members) % batch_size if drop_remainder else len(members)
+        plan.extend((members[i : i + batch_size], pad_length) for i in range(0, stop, batch_size))
+    return plan
+
+
+def train_batches(data, encoder, config, epoch):
+    """The training batches of one epoch, shuffled with a seed derived from (config.seed, epoch).
+
+    The same (seed, epoch) gives the same batches in every run; every epoch has its own order. With
+    length bucketing, the batches themselves are shuffled too.
+
+    Args:
+        data: SplitData of the training split.
+        encoder: text.QueryEncoder.
+        config: see the module docstring.
+        epoch: int >= 0.
+    Returns:
+        tf.data.Dataset of batch dicts (docs/internals.md), prefetched.
+    """
+    batch_size = _option(config, "batch_size") if _option(config, "drop_remainder") else None
+    return _dataset(data, encoder, config, _train_plan(data, config, epoch), batch_size)
+
+
+def num_train_batches(data, config):
+    """Batches in every training epoch (the same for all epochs: shuffling moves records, not bucket sizes)."""
+    return len(_train_plan(data, config, epoch=0))
+
+
+def _train_plan(data, config, epoch):
+    rng = np.random.default_rng((_option(config, "seed"), epoch))
+    records = np.arange(data.num_records)
+    if _option(config, "skip_invalid_moments"):
+        records = records[data.moment_valid]
+    plan = _batch_plan(
+        data, config, rng.permutation(records), _option(config, "batch_size"), _option(config, "drop_remainder")
+    )
+    return [plan[i] for i in rng.permutation(len(plan))]
+
+
+def eval_batches(data, encoder, config):
+    """Every record of an evaluation split, in `eval_records` order, in batches of eval_batch_size."""
+    return _dataset(data, encoder, config, _eval_plan(data, config), None)
+
+
+def eval_records(data, config):
+    """The records of an evaluation split in the order `eval_batches` yields them, as `Record`s."""
+    order = np.concatenate([ids for ids, _ in _eval_plan(data, config)])
+    video = data.record_video[order]
+    return [
+        Record(
+            video_id=data.video_id[v].decode("utf-8"),
+            query=data.query[r].decode("utf-8"),
+            duration=float(data.duration[v]),
+            start_time=float(data.start_time[r]),
+            end_time=float(data.end_time[r]),
+            moment_valid=bool(data.moment_valid[r]),
+        )
+        for r, v in zip(order, video)
+    ]
+
+
+def _eval_plan(data, config):
+    batch_size = config.get("eval_batch_size", _option(config, "batch_size"))
+    return _batch_plan(data, config, np.arange(data.num_records), batch_size, drop_remainder=False)
+
+
+def _dataset(data, encoder, config, plan, static_batch_size):
+    """tf.data pipeline of a batch plan: record ids -> batch dicts."""
+    n = data.max_video_len
+    extend = float(_option(config, "highlight_extend"))
+    record_ids = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([ids for ids, _ in plan]).astype(np.int32) if plan else np.zeros([0], np.int32),
+        [len(ids) for ids, _ in plan],
+    )
+    pad_lengths = tf.constant([pad_length for _, pad_length in plan], tf.int32)
+    columns = {
+        "video_row": tf.constant(data.video_row),
+        "record_video": tf.constant(data.record_video),
+        "video_length": tf.constant(data.video_length),
+        "video_id": tf.constant(data.video_id.astype(bytes)),
+        "duration": tf.constant(data.duration),
+        "query": tf.constant(data.query.astype(bytes)),
+        "start_time": tf.constant(data.start_time),
+        "end_time": tf.constant(data.end_time),
+        "moment_valid": tf.constant(data.moment_valid),
+        "start_index": tf.constant(data.start_index),
+        "end_index": tf.constant(data.end_index),
+    }
+    padded_to_n = all(pad_length == n for _, pad_length in plan)
+
+    def assemble(ids, pad_length):
+        if static_batch_size:
+            ids = tf.ensure_shape(ids, [static_batch_size])
+        if padded_to_n:
+            pad_length = n  # a Python int keeps the padded axes static
+        video = tf.gather(columns["record_video"], ids)
+        length = tf.gather(columns["video_length"], video)
+        first_row = tf.gather(columns["video_row"], video)
+        rows = tf.ragged.range(first_row, first_row + tf.cast(length, tf.int64))
+        video_features = tf.gather(data.features, rows).to_tensor(shape=[ids.shape[0], n, data.feature_dim])
+        start_index = tf.gather(columns["start_index"], ids)
+        end_index = tf.gather(columns["end_index"], ids)
+        query = tf.gather(columns["query"], ids)
+        word_ids, char_ids = encoder(query)
+        highlight = labels.highlight_labels(start_index, end_index, length, n, extend)
+        return {
+            "video_features": video_features[:, :pad_length],
+            "video_length": length,
+            "word_ids": word_ids,
+            "char_ids": char_ids,
+            "start_index": start_index,
+            "end_index": end_index,
+            "highlight": highlight[:, :pad_length],
+            "duration": tf.gather(columns["duration"], video),
+            "start_time": tf.gather(columns["start_time"], ids),
+            "end_time": tf.gather(columns["end_time"], ids),
+            "moment_valid": tf.gather(columns["moment_valid"], ids),
+            "video_id": tf.gather(columns["video_id"], video),
+            "query": query,
+        }
+
+    dataset = tf.data.Dataset.from_tensor_slices((record_ids, pad_lengths))
+    return dataset.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def build_vocabulary(splits, config, train_split="train"):
+    """The vocabulary and word vectors of a dataset, from its splits' queries (text.build_vocabulary).
+
+    Args:
+        splits: mapping split name -> SplitData, training split first (word frequency ties go to the
+            first occurrence, as in the authors' train, val, test count).
+        config: reads vocabulary_splits, word_vectors_path, word_vectors_format,
+            word_vectors_cache_dir, word_dim, min_char_count, seed.
+        train_split: the name of the training split in `splits`.
+    Returns:
+        text.Vocabulary.
+    """
+    vocabulary_splits = _option(config, "vocabulary_splits")
+    if vocabulary_splits not in ("all", "train"):
+        raise ValueError(f"vocabulary_splits must be 'all' or 'train', got {vocabulary_splits!r}")
+    if train_split not in splits:
+        raise KeyError(f"build_vocabulary: no split {train_split!r} among {list(splits)}")
+    counted = list(splits.values()) if vocabulary_splits == "all" else [splits[train_split]]
+    return text.build_vocabulary(
+        queries=[query for data in counted for query in data.query],
+        training_queries=list(splits[train_split].query),
+        vectors_path=_option(config, "word_vectors_path") or None,
+        vectors_format=_option(config, "word_vectors_format"),
+        cache_dir=_option(config, "word_vectors_cache_dir") or None,
+        word2vec_dim=_option(config, "word_dim"),
+        min_char_count=_option(config, "min_char_count"),
+        seed=_option(config, "seed"),
+    )

@@ -1,0 +1,159 @@
+"""Input embeddings (paper Sec. 3.2, spec 1.3-1.4 and 2.1): frozen word vectors, character CNN, projections to d."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nlvl_tf.model.layers import dropout
+
+PAD_ID = 0
+UNK_ID = 1
+
+
+@keras.saving.register_keras_serializable(package="nlvl_tf")
+class WordEmbedding(keras.layers.Layer):
+    """Word ids -> vectors: id 0 (PAD) is a constant zero row, id 1 (UNK) a trainable row, ids 2.. FROZEN vectors.
+
+    Args:
+        vocabulary_size: number of pretrained rows (ids 2 .. vocabulary_size + 1).
+        embedding_dim: vector size (300 for GloVe).
+        pretrained: optional float array [vocabulary_size, embedding_dim]; not part of the config (it is a weight).
+        dropout: rate on the looked-up vectors.
+    Call args:
+        word_ids: int [B, M].
+    Returns:
+        [B, M, embedding_dim].
+    """
+
+    def __init__(self, vocabulary_size, embedding_dim=300, pretrained=None, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if int(vocabulary_size) < 0 or int(embedding_dim) <= 0:
+            raise ValueError(f"need vocabulary_size >= 0 and embedding_dim > 0, got {vocabulary_size}, {embedding_dim}")
+        if pretrained is not None and np.shape(pretrained) != (vocabulary_size, embedding_dim):
+            raise ValueError(
+                f"pretrained vectors have shape {np.shape(pretrained)}, expected ({vocabulary_size}, {embedding_dim})"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.vocabulary_size = int(vocabulary_size)
+        self.embedding_dim = int(embedding_dim)
+        self.dropout = dropout
+        self._pretrained = pretrained
+
+    def build(self, input_shape):
+        pretrained = self._pretrained
+        initializer = "zeros" if pretrained is None else (lambda shape, dtype=None: tf.constant(pretrained, tf.float32))
+        # A zero-row table keeps the gather valid when the vocabulary is empty.
+        self.pretrained_vectors = self.add_weight(
+            name="pretrained_vectors",
+            shape=(max(self.vocabulary_size, 1), self.embedding_dim),
+            initializer=initializer if self.vocabulary_size else "zeros",
+            trainable=False,
+        )
+        self.unknown_vector = self.add_weight(
+            name="unknown_vector", shape=(self.embedding_dim,), initializer="glorot_uniform"
+        )
+        self.dropout_layer = dropout.Dropout(self.dropout)
+        self._pretrained = None
+
+    def call(self, word_ids, training=False):
+        word_ids = tf.cast(word_ids, tf.int32)
+        vectors = tf.gather(self.pretrained_vectors, tf.maximum(word_ids - 2, 0))
+        ids = word_ids[..., tf.newaxis]
+        vectors = tf.where(ids == UNK_ID, tf.cast(self.unknown_vector, vectors.dtype), vectors)
+        vectors = tf.where(ids == PAD_ID, tf.zeros_like(vectors), vectors)
+        return self.dropout_layer(tf.cast(vectors, self.compute_dtype), training=training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "dropout": self.dropout,
+        }
+
+
+@keras.saving.register_keras_serializable(package="nlvl_tf")
+class CharacterCNN(keras.layers.Layer):
+    """The authors' character CNN (spec 1.4): char table (PAD row constant zero), parallel VALID convolutions of widths
+    1-4 with 10/20/30/40 filters, ReLU, max over positions, concatenated (100-d per word).
+
+    The max runs over the windows that start inside the word (for a word shorter than the kernel, the first window),
+    so the result does not depend on how far the character axis is padded. The authors pad to the batch's longest word
+    and take every window, so their features for short words change with the batch (a tiny numeric difference).
+
+    Args:
+        num_chars: size of the character vocabulary including PAD (0) and UNK (1).
+        char_dim: character embedding size (50).
+        kernel_widths, filters: per-convolution widths and output channels.
+        dropout: rate on the character embeddings, before the convolutions.
+    Call args:
+        char_ids: int [B, M, W] with W >= the largest kernel width.
+    Returns:
+        [B, M, sum(filters)].
+    """
+
+    def __init__(
+        self, num_chars, char_dim=50, kernel_widths=(1, 2, 3, 4), filters=(10, 20, 30, 40), dropout=0.0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        kernel_widths, filters = tuple(int(k) for k in kernel_widths), tuple(int(f) for f in filters)
+        if int(num_chars) < 2:
+            raise ValueError(f"num_chars counts PAD and UNK, so it must be >= 2, got {num_chars}")
+        if len(kernel_widths) != len(filters) or not kernel_widths:
+            raise ValueError(f"kernel_widths {kernel_widths} and filters {filters} must be non-empty, of equal length")
+        if min(kernel_widths) <= 0 or min(filters) <= 0 or int(char_dim) <= 0:
+            raise ValueError("char_dim, kernel widths and filters must be positive")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.num_chars = int(num_chars)
+        self.char_dim = int(char_dim)
+        self.kernel_widths = kernel_widths
+        self.filters = filters
+        self.dropout = dropout
+
+    def build(self, input_shape):
+        self.char_table = self.add_weight(
+            name="char_table", shape=(self.num_chars - 1, self.char_dim), initializer="glorot_uniform"
+        )
+        # Named attributes, not a list: tf.train.Checkpoint does not see layers in Python lists.
+        for index, (width, channels) in enumerate(zip(self.kernel_widths, self.filters)):
+            conv = keras.layers.Conv1D(channels, width, padding="valid", activation="relu", name=f"char_conv_{width}")
+            conv.build((None, None, self.char_dim))
+            setattr(self, f"char_conv_{index}", conv)
+        self.dropout_layer = dropout.Dropout(self.dropout)
+
+    @property
+    def convolutions(self):
+        return [getattr(self, f"char_conv_{index}") for index in range(len(self.kernel_widths))]
+
+    def call(self, char_ids, training=False):
+        char_ids = tf.cast(char_ids, tf.int32)
+        max_word_length = char_ids.shape[-1]
+        if max_word_length is not None and max_word_length < max(self.kernel_widths):
+            raise ValueError(
+                f"{self.name}: char_ids are padded to {max_word_length} characters, fewer than the "
+                f"widest kernel ({max(self.kernel_widths)}); pad words to at least that length"
+            )
+        table = tf.concat([tf.zeros([1, self.char_dim], self.char_table.dtype), self.char_table], axis=0)
+        outer_shape = tf.shape(char_ids)[:-1]
+        chars = tf.reshape(char_ids, [-1, tf.shape(char_ids)[-1]])
+        embedded = self.dropout_layer(tf.cast(tf.gather(table, chars), self.compute_dtype), training=training)
+        word_lengths = tf.reduce_sum(tf.cast(chars != PAD_ID, tf.int32), axis=-1)
+        pooled = []
+        for width, conv in zip(self.kernel_widths, self.convolutions):
+            windows = conv(embedded)
+            usable = tf.sequence_mask(tf.maximum(word_lengths - width + 1, 1), tf.shape(windows)[1])
+            pooled.append(tf.reduce_max(tf.where(usable[..., tf.newaxis], windows, tf.zeros_like(windows)), axis=1))
+        features = tf.concat(pooled, axis=-1)
+        return tf.reshape(features, tf.concat([outer_shape, [sum(self.filters)]], axis=0))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_chars": self.num_chars,
+            "char_dim": self.char_dim,
+            "kernel_widths": self.kernel_widths,
+            "filters": self.filters,
+            "dropout": self.dropout,
+        }

@@ -1,0 +1,1 @@
+"""Serving: the SavedModel export with raw-text signatures and `Localizer`, its Python API."""
