@@ -9,13 +9,15 @@ SCALES = {300: (60, 75, 100, 150), 600: (100, 120, 150, 200), 1200: (200, 240, 3
 
 
 def benchmark_config(model, n):
-    """The authors' Charades-STA model settings at length n (VSLNet-L: the paper's scales for n)."""
+    """The authors' Charades-STA model settings at length n (VSLNet-L: the paper's scales for n), resolved for
+    1024-d features."""
     from nlvl_tf import configs
 
-    config = configs.base_config()
-    config.update(dict(model=model, max_video_len=n, max_query_len=20, max_word_len=16, video_feature_dim=1024))
-    config.clip_lengths = SCALES.get(n, (n // 4, n // 2))
-    return config
+    variant = {"model": {"name": model}, "data": {"max_video_len": n, "max_query_len": 20, "max_word_len": 16}}
+    if model == "vslnet_l":
+        variant["model"]["clip_lengths"] = SCALES.get(n, (n // 4, n // 2))
+    config = configs.apply_variant(configs.base_config(), {model: variant}, model)
+    return configs.resolve(config, video_feature_dim=1024)
 
 
 def random_batch(config, batch_size, vocabulary_size, num_chars, seed=0):
@@ -23,13 +25,13 @@ def random_batch(config, batch_size, vocabulary_size, num_chars, seed=0):
     from nlvl_tf.data import labels
 
     rng = np.random.default_rng(seed)
-    n, m, w = config.max_video_len, config.max_query_len, config.max_word_len
+    n, m, w = config.data.max_video_len, config.data.max_query_len, config.data.max_word_len
     lengths = rng.integers(int(0.9 * n), n + 1, size=batch_size).astype(np.int32)
     word_ids = np.zeros((batch_size, m), np.int32)
     char_ids = np.zeros((batch_size, m, w), np.int32)
     for row in range(batch_size):
         words = rng.integers(6, 13)
-        word_ids[row, :words] = rng.integers(2, vocabulary_size + 2, size=words)
+        word_ids[row, :words] = rng.integers(2, vocabulary_size, size=words)
         char_ids[row, :words, :6] = rng.integers(2, num_chars, size=(words, 6))
     starts = (lengths * rng.uniform(0, 0.5, size=batch_size)).astype(np.int32)
     ends = np.minimum(starts + (lengths * rng.uniform(0.1, 0.4, size=batch_size)).astype(np.int32), lengths - 1)
@@ -37,7 +39,7 @@ def random_batch(config, batch_size, vocabulary_size, num_chars, seed=0):
         [labels.highlight_labels(s, e, length, n).numpy() for s, e, length in zip(starts, ends, lengths)]
     )
     return {
-        "video_features": rng.normal(size=(batch_size, n, config.video_feature_dim)).astype(np.float32),
+        "video_features": rng.normal(size=(batch_size, n, config.model.video_feature_dim)).astype(np.float32),
         "video_length": lengths,
         "word_ids": word_ids,
         "char_ids": char_ids,
@@ -76,19 +78,20 @@ def summarize(durations, batch_size):
     }
 
 
-def training_step(model_type, n, batch_size, jit_compile, vocabulary_size=1300, num_chars=40):
+def training_step(model_type, n, batch_size, jit_compile, vocabulary_size=1302, num_chars=40):
     """(config, the trainer's step function, a random batch) for the benchmark settings."""
     import tensorflow as tf
 
     from nlvl_tf.model import vslnet
-    from nlvl_tf.train import trainer
+    from nlvl_tf.train import optimizer as optimizer_lib
+    from nlvl_tf.train import step as step_lib
 
     config = benchmark_config(model_type, n)
-    vectors = np.random.default_rng(0).normal(size=(vocabulary_size, 300)).astype(np.float32)
-    model = vslnet.build_model(config, vocabulary_size, num_chars, vectors)
-    optimizer = trainer.make_optimizer(config, total_steps=10_000)
+    vectors = np.random.default_rng(0).normal(size=(vocabulary_size - 2, 300)).astype(np.float32)
+    model = vslnet.build_model(config.model, vocabulary_size, num_chars, vectors)
+    optimizer = optimizer_lib.make_optimizer(config.train, total_steps=10_000)
     optimizer.build(model.trainable_variables)
-    step = trainer.make_train_step(model, optimizer, tf.distribute.get_strategy(), config, jit_compile)
+    step = step_lib.make_train_step(model, optimizer, tf.distribute.get_strategy(), config.train.clip_norm, jit_compile)
     batch = {
         key: tf.constant(value) for key, value in random_batch(config, batch_size, vocabulary_size, num_chars).items()
     }

@@ -50,9 +50,11 @@ def graph_flops(concrete_function):
 def lstm_recurrence_flops(config, batch_size, num_passes):
     """The XLA-compiled recurrence the profiler cannot see: per step h U (2 B u 4u), ~10 elementwise ops on 4u, and
     about twice that backward (recurrent matmul, gate gradients, the dU accumulation)."""
-    units = config.hidden_size
+    units = config.model.hidden_size
     per_step_forward = 2 * batch_size * units * 4 * units + 10 * batch_size * 4 * units
-    return num_passes * 2 * config.max_video_len * 3 * per_step_forward  # start and end LSTMs; forward + 2x backward
+    return (
+        num_passes * 2 * config.data.max_video_len * 3 * per_step_forward
+    )  # start and end LSTMs; forward + 2x backward
 
 
 def main(argv):
@@ -60,7 +62,7 @@ def main(argv):
 
     config, step, batch = common.training_step(_MODEL.value, _N.value, _BATCH.value, jit_compile=False)
     counted = graph_flops(step.get_concrete_function(batch))
-    passes = len(config.clip_lengths) if config.model == "vslnet_l" else 1
+    passes = len(config.model.clip_lengths) if config.model.name == "vslnet_l" else 1
     total = counted + lstm_recurrence_flops(config, _BATCH.value, passes)
     durations = common.time_steps(step, batch, warmup=1, steps=_STEPS.value)
     median = float(np.median(durations))

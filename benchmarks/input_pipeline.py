@@ -18,7 +18,6 @@ import os
 import tempfile
 import time
 
-import ml_collections
 import numpy as np
 from absl import flags
 
@@ -35,33 +34,32 @@ _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs (after one warm-up epo
 
 def main(argv):
     cli.reject_extra_arguments(argv)
+    from nlvl_tf import configs
     from nlvl_tf.data import input_pipeline, text
     from nlvl_tf.data import splits as splits_lib
 
-    config = ml_collections.ConfigDict(
-        {
-            "dataset": _DATASET.value,
-            "dataset_config": _DATASET_CONFIG.value,
-            "data_dir": _DATA_DIR.value or "",
-            "video_feature_dim": 0,
-            "max_video_len": _N.value,
-            "max_query_len": 30,
-            "max_word_len": 16,
-            "batch_size": _BATCH.value,
-            "word_dim": 50,
-            "min_char_count": 1,
-        }
+    config = configs.base_config()
+    config.data.update(
+        dataset=_DATASET.value,
+        dataset_config=_DATASET_CONFIG.value,
+        data_dir=_DATA_DIR.value or "",
+        max_video_len=_N.value,
+        max_query_len=30,
+        min_char_count=1,
     )
+    config.model.word_dim = 50
+    data = config.data
     started = time.perf_counter()
-    split = splits_lib.load_splits(config, [_SPLIT.value])[_SPLIT.value]
+    split = splits_lib.load_splits(data, [_SPLIT.value])[_SPLIT.value]
     read_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as vocabulary_dir:
-        input_pipeline.build_vocabulary({"train": split}, config).save(vocabulary_dir)
-        encoder = text.QueryEncoder(vocabulary_dir, config.max_query_len, config.max_word_len)
+        data.train_split = _SPLIT.value
+        input_pipeline.build_vocabulary({_SPLIT.value: split}, config).save(vocabulary_dir)
+        encoder = text.QueryEncoder.from_config(vocabulary_dir, data)
         epoch_seconds, setup_seconds, examples = [], [], 0
         for epoch in range(_EPOCHS.value + 1):  # epoch 0 warms up (first traces, thread pools)
             started = time.perf_counter()
-            batches = iter(input_pipeline.train_batches(split, encoder, config, epoch))
+            batches = iter(input_pipeline.train_batches(split, encoder, data, _BATCH.value, config.seed, epoch))
             first = next(batches)
             first_batch = time.perf_counter()
             examples = len(first["query"]) + sum(len(batch["query"]) for batch in batches)
@@ -73,19 +71,17 @@ def main(argv):
         json.dumps(
             {
                 "benchmark": "input_pipeline",
-                "dataset": f"{config.dataset}/{config.dataset_config}",
+                "dataset": f"{data.dataset}/{data.dataset_config}",
                 "split": _SPLIT.value,
                 "videos": len(split.video_id),
                 "records": split.num_records,
-                "batch_size": config.batch_size,
-                "max_video_len": config.max_video_len,
-                "feature_dim": config.video_feature_dim,
+                "batch_size": _BATCH.value,
+                "max_video_len": data.max_video_len,
+                "feature_dim": split.feature_dim,
                 "cpu_count": os.cpu_count(),
                 "read_ms_per_video": round(1000 * read_seconds / len(split.video_id), 3),
                 "epoch_setup_ms": round(1000 * np.mean(setup_seconds), 1),
-                "steady_ms_per_example": round(
-                    1000 * steady_seconds / ((examples - config.batch_size) * _EPOCHS.value), 4
-                ),
+                "steady_ms_per_example": round(1000 * steady_seconds / ((examples - _BATCH.value) * _EPOCHS.value), 4),
                 "examples_per_second": round(examples * _EPOCHS.value / sum(epoch_seconds), 1),
             }
         )

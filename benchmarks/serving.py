@@ -45,7 +45,7 @@ def export_benchmark_model(model_type, n, directory):
     vocabulary = text.Vocabulary(words, chars, rng.normal(size=(len(words), 300)).astype(np.float32))
     vocabulary_dir = os.path.join(directory, "vocabulary")
     vocabulary.save(vocabulary_dir)
-    model = vslnet.build_model(config, len(words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config.model, vocabulary.num_words, vocabulary.num_chars, vocabulary.vectors)
     export_dir = os.path.join(directory, "export")
     export.save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5)
     return export_dir, config
@@ -56,7 +56,7 @@ def requests(config, batch_size, count, seed=0):
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
-    n, dim = config.max_video_len, config.video_feature_dim
+    n, dim = config.data.max_video_len, config.model.video_feature_dim
     made = []
     for _ in range(count):
         lengths = rng.integers(int(0.9 * n), n + 1, size=batch_size).astype(np.int32)

@@ -2,7 +2,7 @@
 evaluate it next to two trivial baselines (a uniformly random span; the training set's mean moment), export it as
 a SavedModel and answer one query through it.
 
-    python experiments/demo.py [--workdir=/tmp/nlvl_demo] [--config.epochs=5 ...]
+    python experiments/demo.py [--workdir=/tmp/nlvl_demo] [--config.train.epochs=5 ...]
 """
 
 import os
@@ -27,7 +27,7 @@ def main(argv):
     cli.reject_extra_arguments(argv)
     print("\n" + demo.run(_CONFIG.value, _WORKDIR.value, os.path.join(REPO, "tfds_builders")) + "\n")
     if _FIGURES_COPY.value:
-        plots = os.path.join(_WORKDIR.value, "eval", _CONFIG.value.eval_split, "plots")
+        plots = os.path.join(_WORKDIR.value, "eval", _CONFIG.value.eval.split, "plots")
         shutil.copytree(plots, _FIGURES_COPY.value, dirs_exist_ok=True)
 
 

@@ -53,7 +53,7 @@ def main(argv):
         raise app.UsageError(f"--{', --'.join(plot_flags)} need --plots")
     results = evaluation.evaluate_workdir(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _DATA_DIR.value)
     for selection, values in results.items():
-        print((f"[{selection}] " if selection else "") + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
+        print((f"[{selection}] " if len(results) > 1 else "") + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
     if _PLOTS.value:
         directory, written = figures.write_figures(
             _WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _DATA_DIR.value, _query_indices(), _COMPARE_WORKDIR.value

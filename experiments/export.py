@@ -12,8 +12,10 @@ from nlvl_tf.serve import export
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Where the SavedModel is written.")
-_TOP_K = flags.DEFINE_integer("top_k", 5, "Moments returned per query (K).")
-_SELECTION = flags.DEFINE_enum("selection", "pm", ["pm", "u"], "VSLNet-L candidate selection strategy.")
+_TOP_K = flags.DEFINE_integer("top_k", None, "Moments returned per query (K); default: the run's config.export.top_k.")
+_SELECTION = flags.DEFINE_enum(
+    "selection", None, ["pm", "u"], "VSLNet-L candidate selection strategy; default: the run's config.export.selection."
+)
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to export.")
 
 

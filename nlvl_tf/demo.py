@@ -8,7 +8,7 @@ from absl import logging
 
 from nlvl_tf.data import input_pipeline
 from nlvl_tf.data import splits as splits_lib
-from nlvl_tf.eval import baselines, figures
+from nlvl_tf.eval import baselines, evaluation, figures
 from nlvl_tf.serve import export, localizer
 from nlvl_tf.train import trainer
 
@@ -39,7 +39,7 @@ def results_table(model_metrics, baseline_metrics):
 
 def answer_one_query(export_dir, config):
     """Loads the export and localizes the first test video's first query; returns a printable report."""
-    video = next(iter(splits_lib.dataset_builder(config).as_dataset(split=config.eval_split).take(1)))
+    video = next(iter(splits_lib.dataset_builder(config.data).as_dataset(split=config.eval.split).take(1)))
     annotation = {key: value[0].numpy() for key, value in video["annotations"].items()}
     query = annotation["query"].decode("utf-8")
     duration = float(video["duration"])
@@ -59,20 +59,22 @@ def answer_one_query(export_dir, config):
 def run(config, workdir, builders_dir):
     """Builds the data, trains (resuming if `workdir` holds a run), evaluates, exports, answers one query through the
     export and draws the figures of the evaluation split (workdir/eval/<split>/plots/); returns the report to print."""
-    config.data_dir = config.data_dir or os.path.join(workdir, "tensorflow_datasets")
-    logging.info("building nlvl_synthetic/%s into %s", config.dataset_config, config.data_dir)
-    build_synthetic(builders_dir, config.data_dir, config.dataset_config)
+    data = config.data
+    data.data_dir = data.data_dir or os.path.join(workdir, "tensorflow_datasets")
+    logging.info("building nlvl_synthetic/%s into %s", data.dataset_config, data.data_dir)
+    build_synthetic(builders_dir, data.data_dir, data.dataset_config)
     results = trainer.train_and_evaluate(config, workdir)
-    splits = splits_lib.load_splits(config, [config.train_split, config.eval_split])
+    splits = splits_lib.load_splits(data, [data.train_split, config.eval.split])
     found = baselines.evaluate_baselines(
-        input_pipeline.eval_records(splits[config.train_split], config),
-        input_pipeline.eval_records(splits[config.eval_split], config),
+        input_pipeline.eval_records(splits[data.train_split], data),
+        input_pipeline.eval_records(splits[config.eval.split], data),
         seed=config.seed,
     )
     export_dir = os.path.join(workdir, "export")
     export.export(workdir, export_dir)
-    plots_dir, drawn = figures.write_figures(workdir, config.eval_split, data_dir=config.data_dir)
+    plots_dir, drawn = figures.write_figures(workdir, config.eval.split, data_dir=data.data_dir)
+    model_metrics = evaluation.selected_metrics(results, config)
     return (
-        f"Test split of {config.dataset}/{config.dataset_config} (percent):\n{results_table(results[''], found)}"
+        f"Test split of {data.dataset}/{data.dataset_config} (percent):\n{results_table(model_metrics, found)}"
         f"\n\n{answer_one_query(export_dir, config)}\n\nFigures in {plots_dir}: {', '.join(sorted(drawn))}"
     )

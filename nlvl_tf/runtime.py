@@ -25,24 +25,28 @@ class WorkerLostError(ConnectionError):
 
 
 def configure(config):
-    """Seeds Python, numpy, TF and Keras from `config.seed`; enables op determinism and the precision policy."""
+    """Seeds Python, numpy, TF and Keras from `config.seed`; enables op determinism and the precision policy of
+    config.train."""
     keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
+    if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
+    keras.mixed_precision.set_global_policy(config.train.mixed_precision or "float32")
 
 
-def make_strategy(config):
+def make_strategy(train_config):
     """`default` (one device), `mirrored` (all local GPUs, else `num_cpu_replicas` logical CPU devices) or
-    `multi_worker` (the cluster in the TF_CONFIG environment variable)."""
+    `multi_worker` (the cluster in the TF_CONFIG environment variable), from config.train."""
+    config = train_config
     name = config.strategy
     if name not in STRATEGIES:
-        raise ValueError(f"config.strategy must be one of {STRATEGIES}, got {name!r}")
+        raise ValueError(f"config.train.strategy must be one of {STRATEGIES}, got {name!r}")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("config.strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task)")
+            raise ValueError(
+                "config.train.strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task)"
+            )
         json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here with the JSON error
         _bound_coordination(config)
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -67,15 +71,21 @@ def make_strategy(config):
     return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
-def use_xla(config):
+def use_xla(train_config):
     """XLA compilation of the training step: `auto` turns it on with GPUs only (on this project's CPUs XLA made the
     step 4-10x slower, docs/benchmarks.md)."""
-    value = str(config.xla).lower()
+    value = str(train_config.xla).lower()
     if value == "auto":
         return bool(tf.config.list_physical_devices("GPU"))
     if value in ("true", "false"):
         return value == "true"
-    raise ValueError(f"config.xla must be auto, true or false, got {config.xla!r}")
+    raise ValueError(f"config.train.xla must be auto, true or false, got {train_config.xla!r}")
+
+
+def worker_scratch_dir(workdir, strategy):
+    """Where a multi_worker worker that is not the chief writes its own checkpoints (removed when training ends)."""
+    resolver = strategy.cluster_resolver
+    return os.path.join(workdir, "workers", f"{resolver.task_type}_{resolver.task_id}")
 
 
 def is_chief(strategy):
@@ -111,9 +121,10 @@ def _bound_coordination(config):
 
 
 @contextlib.contextmanager
-def reporting_lost_workers(config, workdir):
+def reporting_lost_workers(train_config, workdir):
     """Under `multi_worker`, turns the collective-op error of a lost peer into a `WorkerLostError` that says which
     worker and what to do."""
+    config = train_config
     if config.strategy != "multi_worker":
         yield
         return
@@ -122,7 +133,7 @@ def reporting_lost_workers(config, workdir):
     except PEER_ERRORS as error:
         raise WorkerLostError(
             f"multi_worker: lost contact with another worker ({_peer_failure(error)}); a worker that dies, hangs or "
-            f"never starts stops them all (config.multi_worker_heartbeat_timeout="
+            f"never starts stops them all (config.train.multi_worker_heartbeat_timeout="
             f"{config.multi_worker_heartbeat_timeout}, multi_worker_connect_timeout="
             f"{config.multi_worker_connect_timeout} s). Start every worker again with the same command: training "
             f"resumes from the last checkpoint in {workdir}"

@@ -1,14 +1,15 @@
-"""The layout of a training workdir, reading a trained model back from it (evaluation, export), and the file
-operations that keep a workdir whole when a run is killed at any point."""
+"""The layout of a training workdir, its saved config and checkpoints, and the file operations that keep a workdir
+whole when a run is killed at any point."""
 
 import json
 import os
 import re
 import shutil
 
-import ml_collections
 import tensorflow as tf
 from absl import logging
+
+from nlvl_tf import configs
 
 CONFIG_FILE = "config.json"
 VOCABULARY_DIR = "vocabulary"
@@ -32,7 +33,7 @@ def write_atomically(path, contents):
 
 
 def load_config(workdir):
-    """The resolved config a training run saved in `workdir`."""
+    """The resolved config a training run saved in `workdir` (a flat config.json of nlvl-tf 0.1 is mapped)."""
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: {workdir!r} is not a training workdir (train.py writes it)")
@@ -41,9 +42,10 @@ def load_config(workdir):
             values = json.load(f)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:{error.lineno}:{error.colno}: not a saved config ({error.msg})") from None
-    for key in ("char_kernel_widths", "char_filters", "clip_lengths"):
-        values[key] = tuple(values[key])
-    return ml_collections.ConfigDict(values)
+    try:
+        return configs.from_saved(values)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def checkpoints_newest_first(directory):

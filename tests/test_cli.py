@@ -68,11 +68,11 @@ def test_a_bug_keeps_its_traceback_and_nlvl_traceback_shows_a_user_errors():
 
 def test_an_unknown_config_key_names_the_flag_and_the_key(tmp_path):
     result = run(
-        REPO / "experiments" / "train.py", f"--config={SMOKE}", f"--workdir={tmp_path}", "--config.hiden_size=3"
+        REPO / "experiments" / "train.py", f"--config={SMOKE}", f"--workdir={tmp_path}", "--config.model.hiden_size=3"
     )
     assert result.returncode == 2
     assert (
-        error_line(result) == "error: --config.hiden_size: the config has no key 'hiden_size' (did you mean "
+        error_line(result) == "error: --config.model.hiden_size: the config has no key 'hiden_size' (did you mean "
         "'hidden_size'?)"
     )
     assert not any(tmp_path.iterdir())
@@ -85,9 +85,9 @@ def test_a_corrupt_glove_file_is_named_with_its_line(tmp_path, synthetic_data_di
         REPO / "experiments" / "train.py",
         f"--config={SMOKE}",
         f"--workdir={tmp_path / 'run'}",
-        f"--config.data_dir={synthetic_data_dir}",
-        f"--config.word_vectors_path={glove}",
-        f"--config.word_vectors_cache_dir={tmp_path / 'cache'}",
+        f"--config.data.data_dir={synthetic_data_dir}",
+        f"--config.data.word_vectors_path={glove}",
+        f"--config.data.word_vectors_cache_dir={tmp_path / 'cache'}",
     )
     assert result.returncode == 2
     assert error_line(result) == f"error: {glove}, line 2: 1 values, expected 2"
@@ -96,15 +96,13 @@ def test_a_corrupt_glove_file_is_named_with_its_line(tmp_path, synthetic_data_di
 def test_export_names_a_corrupt_best_checkpoint(tmp_path):
     """A workdir as training leaves it, with its best checkpoint cut short (a disk full, a partial copy)."""
     config = configs.base_config()
-    config.update(
-        dict(
-            video_feature_dim=8, max_video_len=16, max_query_len=6, hidden_size=16, num_heads=2, word_dim=8, char_dim=4
-        )
-    )
-    vocabulary = text.Vocabulary(("the", "door"), ("t", "h", "e"), np.ones((2, config.word_dim), np.float32))
+    config.data.update(max_video_len=16, max_query_len=6)
+    config.model.update(hidden_size=16, num_heads=2, word_dim=8, char_dim=4)
+    configs.resolve(config, video_feature_dim=8)
+    vocabulary = text.Vocabulary(("the", "door"), ("t", "h", "e"), np.ones((2, config.model.word_dim), np.float32))
     vocabulary.save(str(tmp_path / workdir_lib.VOCABULARY_DIR))
     workdir_lib.write_atomically(str(tmp_path / workdir_lib.CONFIG_FILE), config.to_json_best_effort())
-    model = vslnet.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config.model, vocabulary.num_words, vocabulary.num_chars, vocabulary.vectors)
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / workdir_lib.BEST_DIR / "ckpt"))
     data = pathlib.Path(f"{path}.data-00000-of-00001")
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])

@@ -58,16 +58,13 @@ def vocabulary_dir(tmp_path_factory):
 
 
 def _config(model, **overrides):
-    config = test_models.small_config(model, dropout=0.0, max_query_len=10, max_word_len=8, **overrides)
-    config.label_method = "iou_argmax"
-    config.resample_include_last = True
-    return config
+    return test_models.run_config(model, max_query_len=10, max_word_len=8, dropout=0.0, **overrides)
 
 
 def _exported(tmp_path, vocabulary_dir, model_type):
     vocabulary = text.Vocabulary.load(vocabulary_dir)
     config = _config(model_type)
-    model = vslnet.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config.model, vocabulary.num_words, vocabulary.num_chars, vocabulary.vectors)
     export_dir = tmp_path / model_type
     export.save(model, config, vocabulary, str(vocabulary_dir), str(export_dir), top_k=4)
     return config, model, export_dir
@@ -83,12 +80,12 @@ def _inputs():
 
 def _keras_answers(model, config, vocabulary_dir, features, lengths, durations):
     """The training-process computation: pipeline encoder, resampling, Keras model, decoding, index -> time."""
-    encoder = text.QueryEncoder(str(vocabulary_dir), config.max_query_len, config.max_word_len)
+    encoder = text.QueryEncoder.from_config(str(vocabulary_dir), config.data)
     word_ids, char_ids = encoder(tf.constant(QUERIES))
     rows, new_lengths = [], []
     for video, length in zip(features, lengths):
-        resampled = features_lib.resample(video[:length], config.max_video_len)
-        rows.append(features_lib.pad(resampled, config.max_video_len)[0])
+        resampled = features_lib.resample(video[:length], config.data.max_video_len)
+        rows.append(features_lib.pad(resampled, config.data.max_video_len)[0])
         new_lengths.append(int(resampled.shape[0]))
     new_lengths = tf.constant(new_lengths, tf.int32)
     outputs = model(
@@ -143,7 +140,7 @@ def test_metadata_is_readable_from_the_savedmodel_alone(tmp_path, vocabulary_dir
     assert metadata["model"] == "vslnet_l" and metadata["max_video_len"] == 24 and metadata["feature_dim"] == 12
     assert metadata["tokenizer_version"] == text.TOKENIZER_VERSION and metadata["top_k"] == 4
     assert metadata["vocabulary_size"] == text.Vocabulary.load(vocabulary_dir).num_words
-    assert metadata["config"]["clip_lengths"] == [6, 8, 12]
+    assert metadata["config"]["model"]["clip_lengths"] == [6, 8, 12]
 
 
 def test_tokenization_inside_the_export_equals_the_training_pipeline_on_all_dummy_queries(tmp_path, vocabulary_dir):

@@ -27,7 +27,7 @@ from nlvl_tf.data import splits as splits_lib
 from tests.test_training import _free_port, read_json, run, train_command
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-EPOCHS = "--config.epochs=3"  # 81 steps, an evaluation and two checkpoint writes (best, latest) every 27
+EPOCHS = "--config.train.epochs=3"  # 81 steps, an evaluation and two checkpoint writes (best, latest) every 27
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 POLL_S = 0.0005  # a checkpoint write of the smoke model lasts milliseconds
 
@@ -230,11 +230,11 @@ def test_tfds_build_killed_midway_then_rerun_builds_the_same_dataset(synthetic_d
     assert process.returncode == -signal.SIGKILL, "the build ended before it was killed"
     assert not (versions / "1.0.0").exists() and list(versions.glob("incomplete*"))
     config = configs.base_config()
-    config.data_dir = str(tmp_path)
+    config.data.data_dir = str(tmp_path)
     with pytest.raises(FileNotFoundError, match="is not (built|prepared)"):  # a killed build is not a dataset
-        splits_lib.dataset_builder(config)
+        splits_lib.dataset_builder(config.data)
     run(command)
-    assert splits_lib.dataset_builder(config).info.splits["train"].num_examples == 500
+    assert splits_lib.dataset_builder(config.data).info.splits["train"].num_examples == 500
     assert dataset_contents(tmp_path) == dataset_contents(synthetic_data_dir)
 
 
@@ -256,10 +256,10 @@ def start_workers(workdir, data_dir, log_dir, *overrides, indices=(0, 1)):
         command = train_command(
             workdir,
             data_dir,
-            "--config.strategy=multi_worker",
-            "--config.deterministic=false",
-            f"--config.multi_worker_heartbeat_timeout={HEARTBEAT_S}",
-            f"--config.multi_worker_connect_timeout={CONNECT_S}",
+            "--config.train.strategy=multi_worker",
+            "--config.train.deterministic=false",
+            f"--config.train.multi_worker_heartbeat_timeout={HEARTBEAT_S}",
+            f"--config.train.multi_worker_connect_timeout={CONNECT_S}",
             *overrides,
         )
         with open(log_dir / f"{index}.log", "w", encoding="utf-8") as log:
@@ -350,7 +350,7 @@ LEADER_MESSAGE = (
     ],
 )
 def test_a_lost_peer_error_names_the_worker_and_what_to_do(error, what):
-    config = configs.base_config()
+    config = configs.base_config().train
     config.strategy = "multi_worker"
     with pytest.raises(
         runtime.WorkerLostError,
@@ -380,12 +380,12 @@ def test_a_worker_that_never_starts_stops_the_other_within_the_connect_timeout(s
 
 @pytest.mark.slow
 def test_after_a_lost_worker_both_workers_restarted_finish_the_run(synthetic_data_dir, tmp_path):
-    processes = start_workers(tmp_path / "run", synthetic_data_dir, tmp_path, "--config.epochs=2")
+    processes = start_workers(tmp_path / "run", synthetic_data_dir, tmp_path, "--config.train.epochs=2")
     wait_until_training(tmp_path / "0.log", processes)
     while not (tmp_path / "run" / workdir_lib.CHECKPOINTS_DIR / "checkpoint").exists():
         time.sleep(0.2)
     lose_worker(processes, 1, signal.SIGKILL, tmp_path)
-    processes = start_workers(tmp_path / "run", synthetic_data_dir, tmp_path, "--config.epochs=2")
+    processes = start_workers(tmp_path / "run", synthetic_data_dir, tmp_path, "--config.train.epochs=2")
     for process in processes.values():
         assert process.wait(timeout=900) == 0, (tmp_path / "0.log").read_text()[-3000:]
     assert "resumed from" in (tmp_path / "0.log").read_text()

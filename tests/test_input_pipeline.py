@@ -2,11 +2,11 @@
 
 import math
 
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from nlvl_tf import configs
 from nlvl_tf.data import input_pipeline, text
 
 
@@ -45,8 +45,10 @@ def video_dataset(videos, with_moment_valid=True):
 
 
 def make_config(**overrides):
-    values = {"max_video_len": 4, "max_query_len": 5, "max_word_len": 3, "batch_size": 2, "eval_batch_size": 8}
-    return ml_collections.ConfigDict({**values, **overrides})
+    """config.data with the worked examples' sizes (n = 4, M = 5, W = 3)."""
+    data = configs.base_config().data
+    data.update({"max_video_len": 4, "max_query_len": 5, "max_word_len": 3, **overrides})
+    return data
 
 
 def ramp(num_rows):
@@ -136,7 +138,7 @@ def split_data():
 
 def test_an_evaluation_batch_key_by_key(split_data, encoder):
     config = make_config(highlight_extend=0.5)
-    batch = next(iter(input_pipeline.eval_batches(split_data, encoder, config)))
+    batch = next(iter(input_pipeline.eval_batches(split_data, encoder, config, 8)))
     assert set(batch) == {
         "video_features", "video_length", "word_ids", "char_ids", "start_index", "end_index",
         "highlight", "duration", "start_time", "end_time", "moment_valid", "video_id", "query",
@@ -170,7 +172,7 @@ def test_an_evaluation_batch_key_by_key(split_data, encoder):
 
 
 def test_batch_dtypes_and_static_shapes(split_data, encoder):
-    spec = input_pipeline.train_batches(split_data, encoder, make_config(), epoch=0).element_spec
+    spec = input_pipeline.train_batches(split_data, encoder, make_config(), 2, 0, epoch=0).element_spec
     expected = {
         "video_features": (tf.float32, [2, 4, 2]),
         "video_length": (tf.int32, [2]),
@@ -195,20 +197,20 @@ def test_moment_valid_is_derived_when_the_dataset_lacks_it(split_data):
 
 
 def test_training_skips_invalid_moments_and_drops_the_remainder(split_data, encoder):
-    batches = list(input_pipeline.train_batches(split_data, encoder, make_config(batch_size=3), 0))
+    batches = list(input_pipeline.train_batches(split_data, encoder, make_config(), 3, 0, 0))
     # 4 valid records (the zero-length "a door" is skipped): one batch of 3, the remainder dropped.
     assert [len(batch["query"]) for batch in batches] == [3]
     assert b"a door" not in batches[0]["query"].numpy()
-    config = make_config(batch_size=3, skip_invalid_moments=False, drop_remainder=False)
-    kept = list(input_pipeline.train_batches(split_data, encoder, config, 0))
+    config = make_config(skip_invalid_moments=False, drop_remainder=False)
+    kept = list(input_pipeline.train_batches(split_data, encoder, config, 3, 0, 0))
     assert sorted(len(batch["query"]) for batch in kept) == [2, 3]
     assert b"a door" in np.concatenate([batch["query"].numpy() for batch in kept])
 
 
 def test_eval_records_follow_the_batches(split_data, encoder):
-    config = make_config(eval_batch_size=2)
+    config = make_config()
     records = input_pipeline.eval_records(split_data, config)
-    batches = list(input_pipeline.eval_batches(split_data, encoder, config))
+    batches = list(input_pipeline.eval_batches(split_data, encoder, config, 2))
     assert [len(b["query"]) for b in batches] == [2, 2, 1]  # evaluation never drops a record
     assert [r.query.encode() for r in records] == [q for b in batches for q in b["query"].numpy()]
     assert records[2] == input_pipeline.Record("v2", "a door", 3.0, 1.5, 1.5, False)
@@ -233,12 +235,13 @@ def many_videos(num_videos=12, seed=0):
     return videos
 
 
-def epoch_queries(data, encoder, config, epoch):
-    return [q for batch in input_pipeline.train_batches(data, encoder, config, epoch) for q in batch["query"].numpy()]
+def epoch_queries(data, encoder, config, epoch, seed=7):
+    batches = input_pipeline.train_batches(data, encoder, config, 4, seed, epoch)
+    return [q for batch in batches for q in batch["query"].numpy()]
 
 
 def test_seeded_shuffle_is_reproducible_and_differs_across_epochs(encoder):
-    config = make_config(max_video_len=16, batch_size=4, drop_remainder=False, seed=7)
+    config = make_config(max_video_len=16, drop_remainder=False)
     data = input_pipeline.SplitData.from_videos(video_dataset(many_videos()), config)
     rebuilt = input_pipeline.SplitData.from_videos(video_dataset(many_videos()), config)
     epoch0 = epoch_queries(data, encoder, config, 0)
@@ -246,20 +249,17 @@ def test_seeded_shuffle_is_reproducible_and_differs_across_epochs(encoder):
     assert sorted(epoch0) == sorted(q.encode() for v in many_videos() for q in v["query"])
     epoch1 = epoch_queries(data, encoder, config, 1)
     assert epoch1 != epoch0 and sorted(epoch1) == sorted(epoch0)
-    other_seed = make_config(max_video_len=16, batch_size=4, drop_remainder=False, seed=8)
-    assert epoch_queries(data, encoder, other_seed, 0) != epoch0
+    assert epoch_queries(data, encoder, config, 0, seed=8) != epoch0
 
 
 def test_length_bucketing_pads_each_batch_to_its_bucket(encoder):
-    config = make_config(max_video_len=16, batch_size=4, drop_remainder=False, length_bucketing=True)
+    config = make_config(max_video_len=16, drop_remainder=False, length_bucketing=True)
     data = input_pipeline.SplitData.from_videos(video_dataset(many_videos()), config)
     assert input_pipeline.bucket_bounds(16) == [4, 8, 16]
-    reference = next(
-        iter(input_pipeline.eval_batches(data, encoder, make_config(max_video_len=16, eval_batch_size=64)))
-    )
+    reference = next(iter(input_pipeline.eval_batches(data, encoder, make_config(max_video_len=16), 64)))
     features_of = {q: f for q, f in zip(reference["query"].numpy(), reference["video_features"].numpy())}
     seen = []
-    for batch in input_pipeline.train_batches(data, encoder, config, 0):
+    for batch in input_pipeline.train_batches(data, encoder, config, 4, 0, 0):
         bound = batch["video_features"].shape[1]
         lengths = batch["video_length"].numpy()
         assert bound in (4, 8, 16) and batch["highlight"].shape[1] == bound
@@ -271,16 +271,18 @@ def test_length_bucketing_pads_each_batch_to_its_bucket(encoder):
     assert sorted(seen) == sorted(features_of)
 
 
-def test_length_bucketing_is_refused_for_vslnet_l(split_data, encoder):
-    config = make_config(length_bucketing=True, model="vslnet_l")
-    with pytest.raises(ValueError, match="vslnet_l"):
-        input_pipeline.eval_batches(split_data, encoder, config)
+def test_length_bucketing_is_refused_for_vslnet_l():
+    config = configs.base_config()
+    config.data.length_bucketing = True
+    with pytest.raises(ValueError, match="length_bucketing is not available for vslnet_l"):
+        configs.apply_variant(config, {"l": {"model": {"name": "vslnet_l", "clip_lengths": (64,)}}}, "l")
+        configs.check(config)
 
 
 def test_authors_resampling_option_reaches_the_batch(encoder):
     config = make_config(resample_include_last=False)
     data = input_pipeline.SplitData.from_videos(video_dataset(VIDEOS[:1]), config)
-    batch = next(iter(input_pipeline.eval_batches(data, encoder, config)))
+    batch = next(iter(input_pipeline.eval_batches(data, encoder, config, 8)))
     np.testing.assert_allclose(batch["video_features"].numpy()[0, :, 0], [0.5, 3.0, 6.0, 8.0])
 
 
@@ -290,19 +292,14 @@ def test_vocabulary_from_all_splits_or_train_only(tmp_path):
     train = input_pipeline.SplitData.from_videos(video_dataset(VIDEOS[:2]), make_config())
     test = input_pipeline.SplitData.from_videos(video_dataset(VIDEOS[2:]), make_config())
     common = {"word_vectors_path": str(glove), "word_vectors_cache_dir": str(tmp_path / "cache")}
-    every = input_pipeline.build_vocabulary({"train": train, "test": test}, make_config(**common))
+    config = configs.base_config()
+    config.data.update(common)
+    every = input_pipeline.build_vocabulary({"train": train, "test": test}, config)
     assert every.words == ("a", "man", "door", "woman", "box")
-    only_train = input_pipeline.build_vocabulary(
-        {"train": train, "test": test}, make_config(vocabulary_splits="train", **common)
-    )
+    config.data.vocabulary_splits = "train"
+    only_train = input_pipeline.build_vocabulary({"train": train, "test": test}, config)
     assert only_train.words == ("a", "man", "door", "woman")
     np.testing.assert_array_equal(only_train.vectors, [[1, 0], [0, 1], [1, 1], [2, 2]])
-
-
-def test_a_missing_required_key_is_named():
-    config = ml_collections.ConfigDict({"max_query_len": 5, "max_word_len": 3, "batch_size": 2})
-    with pytest.raises(KeyError, match="max_video_len"):
-        input_pipeline.SplitData.from_videos(video_dataset(VIDEOS), config)
 
 
 def test_a_video_without_features_is_named():
@@ -353,6 +350,6 @@ def test_a_one_row_video_is_one_unit_long(encoder):
     assert data.video_length.tolist() == [1]
     np.testing.assert_array_equal(data.start_index, [0, 0])
     np.testing.assert_array_equal(data.end_index, [0, 0])
-    batch = next(iter(input_pipeline.eval_batches(data, encoder, make_config())))
+    batch = next(iter(input_pipeline.eval_batches(data, encoder, make_config(), 8)))
     np.testing.assert_array_equal(batch["video_features"][0], [[7.0, 7.0], [0, 0], [0, 0], [0, 0]])
     np.testing.assert_array_equal(batch["highlight"], [[1, 0, 0, 0], [1, 0, 0, 0]])

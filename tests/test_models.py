@@ -6,24 +6,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nlvl_tf import configs
 from nlvl_tf.data import labels
 from nlvl_tf.model import vslnet
 from tests.layers import checks
 
 RNG = np.random.default_rng(7)
-VOCABULARY, CHARS = 20, 12
+VOCABULARY, CHARS = 22, 12  # word ids 0 .. 21: PAD, UNK and 20 words with vectors
 VIDEO_LENGTHS = [24, 13, 5]
 QUERY_LENGTHS = [6, 3, 1]
 
 
 def small_config(model="vslnet", **overrides):
+    """A small config.model (the tests' videos have n = 24 positions and 12-d features)."""
     config = ml_collections.ConfigDict(
         dict(
-            model=model,
+            name=model,
             video_feature_dim=12,
-            max_video_len=24,
-            max_query_len=6,
-            max_word_len=5,
             word_dim=8,
             hidden_size=16,
             num_heads=2,
@@ -32,16 +31,25 @@ def small_config(model="vslnet", **overrides):
             dropout=0.0,
             char_dim=4,
             char_filters=(2, 2, 2, 2),
-            clip_lengths=(6, 8, 12),
             max_position=48,
         )
     )
+    if model == "vslnet_l":
+        config.clip_lengths = (6, 8, 12)
     config.update(overrides)
     return config
 
 
+def run_config(model="vslnet", max_query_len=6, max_word_len=5, **model_overrides):
+    """A whole experiment config around `small_config`: n = 24, its data sizes, resolved."""
+    config = configs.base_config()
+    config.model = small_config(model, **model_overrides)
+    config.data.update(max_video_len=24, max_query_len=max_query_len, max_word_len=max_word_len, video_feature_dim=12)
+    return config
+
+
 def small_model(model="vslnet", **overrides):
-    vectors = RNG.normal(size=(VOCABULARY, 8)).astype("float32")
+    vectors = RNG.normal(size=(VOCABULARY - 2, 8)).astype("float32")
     return vslnet.build_model(small_config(model, **overrides), VOCABULARY, CHARS, vectors)
 
 
@@ -51,7 +59,7 @@ def random_batch(video_length=24, query_length=6, word_length=5):
     word_ids = np.zeros((batch_size, query_length), "int32")
     char_ids = np.zeros((batch_size, query_length, word_length), "int32")
     for row, length in enumerate(QUERY_LENGTHS):
-        word_ids[row, :length] = RNG.integers(1, VOCABULARY + 2, size=length)
+        word_ids[row, :length] = RNG.integers(1, VOCABULARY, size=length)
         char_ids[row, :length, :3] = RNG.integers(1, CHARS, size=(length, 3))
     word_ids[0, 1] = 1  # an out-of-vocabulary word, so the UNK row is used
     starts = np.array([2, 4, 0])
@@ -192,10 +200,9 @@ def test_vslnet_parameter_count_matches_the_authors_tf_model():
     CQA output layer) + 2 x 512 (PyTorch's second LSTM bias vector); we follow the TF model, which made the paper's
     numbers. The frozen GloVe rows are not trainable.
     """
-    config = ml_collections.ConfigDict(
-        dict(model="vslnet", video_feature_dim=1024, max_video_len=128, max_query_len=30, max_word_len=16)
-    )
-    model = vslnet.build_model(config, 1300, 40, np.zeros((1300, 300), "float32"))
+    config = configs.base_config().model
+    config.update(video_feature_dim=1024, max_position=128)  # n = 128
+    model = vslnet.build_model(config, 1302, 40, np.zeros((1300, 300), "float32"))
     assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == 781_769
     parts = {
         "video_projection": 131_200,
@@ -260,17 +267,10 @@ def test_vslnet_l_loss_is_the_sum_over_scales_with_nil_labels_of_overlapping_cli
 
 
 def test_vslnet_l_n600_four_scales_forward_and_backward_batch_2():
-    config = ml_collections.ConfigDict(
-        dict(
-            model="vslnet_l",
-            video_feature_dim=64,
-            max_video_len=600,
-            max_query_len=12,
-            max_word_len=8,
-            clip_lengths=(100, 120, 150, 200),
-        )
-    )
-    model = vslnet.build_model(config, 50, 30, RNG.normal(size=(50, 300)).astype("float32"))
+    config = configs.base_config().model
+    config.update(name="vslnet_l", video_feature_dim=64, max_position=600)
+    config.clip_lengths = (100, 120, 150, 200)
+    model = vslnet.build_model(config, 52, 30, RNG.normal(size=(50, 300)).astype("float32"))
     batch = {
         "video_features": RNG.normal(size=(2, 600, 64)).astype("float32"),
         "video_length": np.array([600, 250], "int32"),
@@ -298,7 +298,7 @@ def test_vslnet_l_n600_four_scales_forward_and_backward_batch_2():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"model": "vslnet_xl"}, "config.model must be one of"),
+        ({"name": "vslnet_xl"}, "config.model.name must be one of"),
         ({"encoder_type": "gru"}, "encoder_type"),
         ({"attention_type": "dot"}, "attention_type"),
     ],
@@ -309,8 +309,9 @@ def test_unknown_choices_are_clear_errors(overrides, message):
 
 
 def test_vslnet_l_rejects_a_length_that_is_not_a_multiple_of_every_clip():
+    model = small_model("vslnet_l", clip_lengths=(7,))
     with pytest.raises(ValueError, match="multiple of every clip length"):
-        small_model("vslnet_l", clip_lengths=(7,))
+        model(random_batch())
 
 
 @pytest.mark.parametrize("variant", ["vslnet", "vslnet_l", "vslbase_bilstm_cat"])

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nlvl_tf import configs
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.data import input_pipeline, text
 from nlvl_tf.data import splits as splits_lib
@@ -25,15 +26,22 @@ from nlvl_tf.train import trainer
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # One evaluation batch for the whole test split: a single trace of VSLNet-L's predict function.
-TINY_VSLNET_L = dict(model="vslnet_l", clip_lengths=(16, 32), hidden_size=16, num_heads=2, eval_batch_size=256)
+TINY_VSLNET_L = {
+    "model": {"name": "vslnet_l", "clip_lengths": (16, 32), "hidden_size": 16, "num_heads": 2},
+    "eval": {"batch_size": 256},
+}
 
 
-def smoke_config(data_dir, **overrides):
+def smoke_config(data_dir, variant=None):
+    """The synthetic smoke config on `data_dir`, optionally changed by a variant ({section: {key: value}})."""
     spec = importlib.util.spec_from_file_location("synthetic", REPO / "experiments" / "configs" / "synthetic.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config("smoke")
-    config.update(dict(data_dir=data_dir, **overrides))
+    if variant:
+        with config.unlocked():
+            configs.apply_variant(config, {"tiny": variant}, "tiny")
+    config.data.data_dir = data_dir
     return config
 
 
@@ -41,7 +49,9 @@ def smoke_config(data_dir, **overrides):
 def vslnet_workdir(synthetic_data_dir, tmp_path_factory):
     """A VSLNet smoke run trained for one epoch (evaluated on the test split by training)."""
     workdir = str(tmp_path_factory.mktemp("vslnet"))
-    trainer.train_and_evaluate(smoke_config(synthetic_data_dir, epochs=1), workdir)
+    config = smoke_config(synthetic_data_dir)
+    config.train.epochs = 1
+    trainer.train_and_evaluate(config, workdir)
     return workdir
 
 
@@ -49,13 +59,13 @@ def vslnet_workdir(synthetic_data_dir, tmp_path_factory):
 def vslnet_l_workdir(vslnet_workdir, synthetic_data_dir, tmp_path_factory):
     """A tiny untrained VSLNet-L saved as a workdir (VSLNet's vocabulary, two scales), evaluated on the test split."""
     workdir = str(tmp_path_factory.mktemp("vslnet_l"))
-    feature_dim = workdir_lib.load_config(vslnet_workdir).video_feature_dim
-    config = smoke_config(synthetic_data_dir, video_feature_dim=feature_dim, **TINY_VSLNET_L)
+    feature_dim = workdir_lib.load_config(vslnet_workdir).model.video_feature_dim
+    config = configs.resolve(smoke_config(synthetic_data_dir, TINY_VSLNET_L), feature_dim)
     shutil.copytree(
         os.path.join(vslnet_workdir, workdir_lib.VOCABULARY_DIR), os.path.join(workdir, workdir_lib.VOCABULARY_DIR)
     )
     vocabulary = text.Vocabulary.load(os.path.join(workdir, workdir_lib.VOCABULARY_DIR))
-    model = vslnet.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config.model, vocabulary.num_words, vocabulary.num_chars, vocabulary.vectors)
     tf.train.Checkpoint(model=model).save(os.path.join(workdir, workdir_lib.BEST_DIR, "ckpt"))
     with open(os.path.join(workdir, workdir_lib.CONFIG_FILE), "w", encoding="utf-8") as f:
         f.write(config.to_json_best_effort(indent=2, sort_keys=True))
@@ -66,12 +76,10 @@ def vslnet_l_workdir(vslnet_workdir, synthetic_data_dir, tmp_path_factory):
 def forward_pass(workdir, data_dir, index):
     """The batch row and the model outputs of test record `index`, from a separate load and forward pass."""
     config, _, model = restore.load_trained_model(workdir)
-    config.data_dir = data_dir
-    data = splits_lib.load_splits(config, ["test"])["test"]
-    encoder = text.QueryEncoder(
-        os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len, config.max_word_len
-    )
-    batch = next(iter(input_pipeline.eval_batches(data, encoder, config)))
+    config.data.data_dir = data_dir
+    data = splits_lib.load_splits(config.data, ["test"])["test"]
+    encoder = text.QueryEncoder.from_config(os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.data)
+    batch = next(iter(input_pipeline.eval_batches(data, encoder, config.data, config.eval.batch_size)))
     assert index < len(batch["video_length"])
     outputs = model({key: batch[key] for key in evaluation.MODEL_INPUT_KEYS}, training=False)
     row = {key: value[index].numpy() for key, value in batch.items()}
@@ -169,7 +177,7 @@ def test_vslnet_query_figures_plot_the_models_probabilities_similarity_and_the_e
     assert lower.get_xlabel() == "time (s)" and upper.get_ylabel() == "probability"
 
     (heat_map, colorbar) = drawn[f"query_{index}_similarity.png"].axes
-    tokens = text.tokenize_to_lists([row["query"].decode()])[0][: config.max_query_len]
+    tokens = text.tokenize_to_lists([row["query"].decode()])[0][: config.data.max_query_len]
     assert [label.get_text() for label in heat_map.get_yticklabels()] == tokens
     assert len(tokens) == np.count_nonzero(row["word_ids"])
     np.testing.assert_allclose(
@@ -233,11 +241,12 @@ def test_vslnet_l_figures_plot_each_scales_clip_scores_and_the_gain_over_vslnet_
         assert_png(os.path.join(directory, name))
     config, row, outputs = forward_pass(vslnet_l_workdir, synthetic_data_dir, index)
     n, duration = int(row["video_length"]), float(row["duration"])
-    _, truth, top1 = prediction_lines(vslnet_l_workdir, config.vslnet_l_selection)
+    _, truth, top1 = prediction_lines(vslnet_l_workdir, config.eval.selection)
 
     panels = drawn[f"query_{index}_clip_scores.png"].axes
-    assert len(panels) == len(TINY_VSLNET_L["clip_lengths"])
-    for scale, (axis, clip_length) in enumerate(zip(panels, TINY_VSLNET_L["clip_lengths"])):
+    clip_lengths = TINY_VSLNET_L["model"]["clip_lengths"]
+    assert len(panels) == len(clip_lengths)
+    for scale, (axis, clip_length) in enumerate(zip(panels, clip_lengths)):
         (stairs,) = [patch for patch in axis.patches if patch.get_label() == "clip score"]
         num_clips = -(-n // clip_length)  # clips holding at least one of the n valid positions
         assert outputs["clip_mask"][scale].sum() == num_clips
@@ -260,7 +269,7 @@ def test_vslnet_l_figures_plot_each_scales_clip_scores_and_the_gain_over_vslnet_
     np.testing.assert_allclose(
         lines_by_label(lower)["highlight score"].get_ydata(), sigmoid(outputs["highlight_logits"][scale, :n]), atol=1e-6
     )
-    assert f"l = {TINY_VSLNET_L['clip_lengths'][scale]}" in drawn[f"query_{index}_probabilities.png"].get_suptitle()
+    assert f"l = {clip_lengths[scale]}" in drawn[f"query_{index}_probabilities.png"].get_suptitle()
 
     vslnet_miou = {b["bin"]: b["metrics"]["mIoU"] for b in length_buckets(vslnet_workdir) if b["queries"]}
     l_buckets = length_buckets(vslnet_l_workdir)

@@ -1,29 +1,29 @@
 """Charades-STA, paper Table 2 (n = 128, I3D features). No validation split: the best checkpoint is chosen on test,
-the authors' protocol (logged as such); set --config.selection_split to change it.
+the authors' protocol (logged as such); set --config.train.selection_split to change it.
 
 Variants: vslbase, vslnet (Table 2 rows), vslnet_paper (the paper's text instead of the authors' code: no char CNN,
-unprojected highlighting, linear heads, lambda_h = 1), smoke.
+unprojected highlighting, linear heads, lambda_h = 1). Add ",smoke" for a seconds-long run, e.g. "vslnet,smoke".
 """
 
 from nlvl_tf import configs
 
 VARIANTS = {
-    "vslbase": dict(model="vslbase"),
-    "vslnet": dict(model="vslnet"),
-    "vslnet_paper": dict(
-        model="vslnet",
-        use_char_cnn=False,
-        highlight_projection=False,
-        predictor_head="linear",
-        highlight_lambda=1.0,
-        label_method="round",
-    ),
-    "smoke": dict(model="vslnet", epochs=1, hidden_size=32, num_heads=4, max_video_len=32, batch_size=4),
+    "vslbase": {"model": {"name": "vslbase"}},
+    "vslnet": {"model": {"name": "vslnet"}},
+    "vslnet_paper": {
+        "model": {
+            "name": "vslnet",
+            "use_char_cnn": False,
+            "highlight_projection": False,
+            "predictor_head": "linear",
+            "highlight_lambda": 1.0,
+        },
+        "data": {"label_method": "round"},
+    },
 }
 
 
-def get_config(variant="vslnet"):
+def get_config(arg="vslnet"):
     config = configs.base_config()
-    config.dataset, config.dataset_config = "charades_sta", "i3d"
-    config.max_video_len = 128
-    return configs.apply_variant(config, VARIANTS, variant)
+    config.data.update(dataset="charades_sta", dataset_config="i3d", max_video_len=128)
+    return configs.finish(config, arg, VARIANTS, default_variant="vslnet")

@@ -12,31 +12,8 @@ Input: a tf.data.Dataset of videos as TFDS builders yield them (DESIGN.md, TFDS 
 {video_id, duration, features [L, D], annotations: {query, start, end[, moment_valid]}}; when
 `moment_valid` is absent it is derived as start < end.
 
-Config keys read (ml_collections.ConfigDict):
-    max_video_len           n: features resampled to at most n rows, padded to n. Required.
-    max_query_len           M: tokens kept per query, padded with 0. Required.
-    max_word_len            W: characters kept per token, padded with 0. Required.
-    batch_size              training batch size. Required.
-    eval_batch_size         evaluation batch size. Default: batch_size.
-    seed                    epoch e is shuffled with numpy's default_rng((seed, e)). Default 0.
-    highlight_extend        alpha of the highlight labels (spec 1.7). Default 0.1.
-    label_method            `labels.time_to_index` method. Default "iou_argmax".
-    resample_include_last   False: the authors' resampling, which drops the last raw row (spec 1.5).
-                            Default True.
-    skip_invalid_moments    training skips records with moment_valid False. Default True.
-                            Evaluation keeps every record, so its counts match the paper.
-    drop_remainder          training drops the last partial batch. Default True (never in evaluation).
-    length_bucketing        batches hold videos of one length bucket (n/4, n/2, n) and are padded to
-                            the bucket's bound instead of n, so video_features is [B, bound, D].
-                            Default False; refused for model "vslnet_l", which needs exactly n.
-    model                   read only to refuse length_bucketing for "vslnet_l".
-    vocabulary_splits       "all" (the authors) or "train": the queries counted for the vocabulary.
-    word_vectors_path       GloVe / word2vec / KeyedVectors file; empty: Word2Vec on the training
-                            queries. Default "".
-    word_vectors_format     one of word_vectors.VECTOR_FORMATS. Default "auto".
-    word_vectors_cache_dir  Default "" (word_vectors.DEFAULT_CACHE_DIR).
-    word_dim                Word2Vec vector size when no vectors file is given. Default 300.
-    min_char_count          characters seen fewer times are UNK. Default 5.
+Options come from config.data (see `nlvl_tf.configs`: lengths, labels, bucketing, vocabulary); batch sizes and the
+seed are arguments, since training and evaluation use different ones.
 """
 
 import dataclasses
@@ -49,34 +26,8 @@ import tensorflow as tf
 from nlvl_tf.data import features as features_lib
 from nlvl_tf.data import labels, text
 
-_REQUIRED = ("max_video_len", "max_query_len", "max_word_len", "batch_size")
-_DEFAULTS = {
-    "seed": 0,
-    "highlight_extend": 0.1,
-    "label_method": "iou_argmax",
-    "resample_include_last": True,
-    "skip_invalid_moments": True,
-    "drop_remainder": True,
-    "length_bucketing": False,
-    "model": "",
-    "vocabulary_splits": "all",
-    "word_vectors_path": "",
-    "word_vectors_format": "auto",
-    "word_vectors_cache_dir": "",
-    "word_dim": 300,
-    "min_char_count": 5,
-}
 # Memory bound of one labels.time_to_index call: records x n x n IoU cells.
 _LABEL_CELLS_PER_CALL = 1 << 22
-
-
-def _option(config, key):
-    """The config value of `key`, its default when optional, a clear error when required."""
-    if key in _REQUIRED:
-        if key not in config:
-            raise KeyError(f"input pipeline: the config has no {key!r} (required)")
-        return config[key]
-    return config.get(key, _DEFAULTS[key])
 
 
 class Record(typing.NamedTuple):
@@ -124,15 +75,15 @@ class SplitData:
         return int(self.features.shape[-1])
 
     @classmethod
-    def from_videos(cls, videos, config):
+    def from_videos(cls, videos, data_config):
         """Reads a dataset of TFDS video examples once (resampling, labels); see the module docstring."""
         if tf.distribute.has_strategy():
             raise ValueError(
                 "input pipeline: build SplitData outside strategy.scope() (its feature table, a "
                 "variable, would be mirrored to every replica)"
             )
-        n = _option(config, "max_video_len")
-        include_last = _option(config, "resample_include_last")
+        n = data_config.max_video_len
+        include_last = data_config.resample_include_last
 
         def resample(video):
             return {**video, "features": features_lib.resample(video["features"], n, include_last)}
@@ -147,7 +98,7 @@ class SplitData:
             records["end_time"],
             duration[record_video],
             video_length[record_video],
-            _option(config, "label_method"),
+            data_config.label_method,
             n,
         )
         return cls(
@@ -235,16 +186,14 @@ def bucket_bounds(max_video_len):
     return sorted({math.ceil(max_video_len / 4), math.ceil(max_video_len / 2), max_video_len})
 
 
-def _batch_plan(data, config, order, batch_size, drop_remainder):
+def _batch_plan(data, data_config, order, batch_size, drop_remainder):
     """Record ids of each batch, in order, and the length each batch is padded to.
 
     Without length bucketing the batches are consecutive slices of `order`, padded to n. With it,
     the records of each bucket (in `order`) are batched apart, bucket after bucket.
     """
     n = data.max_video_len
-    if _option(config, "length_bucketing"):
-        if _option(config, "model") == "vslnet_l":
-            raise ValueError("input pipeline: length_bucketing is not available for vslnet_l (it needs exactly n)")
+    if data_config.length_bucketing:
         bounds = bucket_bounds(n)
         bucket = np.searchsorted(bounds, data.video_length[data.record_video[order]])
         groups = [(order[bucket == b], bound) for b, bound in enumerate(bounds)]
@@ -257,8 +206,8 @@ def _batch_plan(data, config, order, batch_size, drop_remainder):
     return plan
 
 
-def train_batches(data, encoder, config, epoch):
-    """The training batches of one epoch, shuffled with a seed derived from (config.seed, epoch).
+def train_batches(data, encoder, data_config, batch_size, seed, epoch):
+    """The training batches of one epoch, shuffled with a seed derived from (seed, epoch).
 
     The same (seed, epoch) gives the same batches in every run; every epoch has its own order. With
     length bucketing, the batches themselves are shuffled too.
@@ -266,39 +215,37 @@ def train_batches(data, encoder, config, epoch):
     Args:
         data: SplitData of the training split.
         encoder: text.QueryEncoder.
-        config: see the module docstring.
-        epoch: int >= 0.
+        data_config: config.data.
+        batch_size: the global batch size; seed: config.seed; epoch: int >= 0.
     Returns:
         tf.data.Dataset of batch dicts (docs/internals.md), prefetched.
     """
-    batch_size = _option(config, "batch_size") if _option(config, "drop_remainder") else None
-    return _dataset(data, encoder, config, _train_plan(data, config, epoch), batch_size)
+    plan = _train_plan(data, data_config, batch_size, seed, epoch)
+    return _dataset(data, encoder, data_config, plan, batch_size if data_config.drop_remainder else None)
 
 
-def num_train_batches(data, config):
+def num_train_batches(data, data_config, batch_size):
     """Batches in every training epoch (the same for all epochs: shuffling moves records, not bucket sizes)."""
-    return len(_train_plan(data, config, epoch=0))
+    return len(_train_plan(data, data_config, batch_size, seed=0, epoch=0))
 
 
-def _train_plan(data, config, epoch):
-    rng = np.random.default_rng((_option(config, "seed"), epoch))
+def _train_plan(data, data_config, batch_size, seed, epoch):
+    rng = np.random.default_rng((seed, epoch))
     records = np.arange(data.num_records)
-    if _option(config, "skip_invalid_moments"):
+    if data_config.skip_invalid_moments:
         records = records[data.moment_valid]
-    plan = _batch_plan(
-        data, config, rng.permutation(records), _option(config, "batch_size"), _option(config, "drop_remainder")
-    )
+    plan = _batch_plan(data, data_config, rng.permutation(records), batch_size, data_config.drop_remainder)
     return [plan[i] for i in rng.permutation(len(plan))]
 
 
-def eval_batches(data, encoder, config):
+def eval_batches(data, encoder, data_config, batch_size):
     """Every record of an evaluation split, in `eval_records` order, in batches of eval_batch_size."""
-    return _dataset(data, encoder, config, _eval_plan(data, config), None)
+    return _dataset(data, encoder, data_config, _eval_plan(data, data_config, batch_size), None)
 
 
-def eval_records(data, config):
+def eval_records(data, data_config):
     """The records of an evaluation split in the order `eval_batches` yields them, as `Record`s."""
-    order = np.concatenate([ids for ids, _ in _eval_plan(data, config)])
+    order = np.concatenate([ids for ids, _ in _eval_plan(data, data_config, max(data.num_records, 1))])
     video = data.record_video[order]
     return [
         Record(
@@ -313,15 +260,14 @@ def eval_records(data, config):
     ]
 
 
-def _eval_plan(data, config):
-    batch_size = config.get("eval_batch_size", _option(config, "batch_size"))
-    return _batch_plan(data, config, np.arange(data.num_records), batch_size, drop_remainder=False)
+def _eval_plan(data, data_config, batch_size):
+    return _batch_plan(data, data_config, np.arange(data.num_records), batch_size, drop_remainder=False)
 
 
-def _dataset(data, encoder, config, plan, static_batch_size):
+def _dataset(data, encoder, data_config, plan, static_batch_size):
     """tf.data pipeline of a batch plan: record ids -> batch dicts."""
     n = data.max_video_len
-    extend = float(_option(config, "highlight_extend"))
+    extend = float(data_config.highlight_extend)
     record_ids = tf.RaggedTensor.from_row_lengths(
         np.concatenate([ids for ids, _ in plan]).astype(np.int32) if plan else np.zeros([0], np.int32),
         [len(ids) for ids, _ in plan],
@@ -377,31 +323,33 @@ def _dataset(data, encoder, config, plan, static_batch_size):
     return dataset.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def build_vocabulary(splits, config, train_split="train"):
+def build_vocabulary(splits, config):
     """The vocabulary and word vectors of a dataset, from its splits' queries (text.build_vocabulary).
 
     Args:
         splits: mapping split name -> SplitData, training split first (word frequency ties go to the
             first occurrence, as in the authors' train, val, test count).
-        config: reads vocabulary_splits, word_vectors_path, word_vectors_format,
-            word_vectors_cache_dir, word_dim, min_char_count, seed.
-        train_split: the name of the training split in `splits`.
+        config: the experiment config; reads config.data (train_split, vocabulary_splits, word vectors file,
+            min_char_count), config.model.word_dim (the Word2Vec size without a vectors file) and config.seed.
     Returns:
         text.Vocabulary.
     """
-    vocabulary_splits = _option(config, "vocabulary_splits")
-    if vocabulary_splits not in ("all", "train"):
-        raise ValueError(f"vocabulary_splits must be 'all' or 'train', got {vocabulary_splits!r}")
+    data_config = config.data
+    if data_config.vocabulary_splits not in ("all", "train"):
+        raise ValueError(
+            f"config.data.vocabulary_splits must be 'all' or 'train', got {data_config.vocabulary_splits!r}"
+        )
+    train_split = data_config.train_split
     if train_split not in splits:
         raise KeyError(f"build_vocabulary: no split {train_split!r} among {list(splits)}")
-    counted = list(splits.values()) if vocabulary_splits == "all" else [splits[train_split]]
+    counted = list(splits.values()) if data_config.vocabulary_splits == "all" else [splits[train_split]]
     return text.build_vocabulary(
         queries=[query for data in counted for query in data.query],
         training_queries=list(splits[train_split].query),
-        vectors_path=_option(config, "word_vectors_path") or None,
-        vectors_format=_option(config, "word_vectors_format"),
-        cache_dir=_option(config, "word_vectors_cache_dir") or None,
-        word2vec_dim=_option(config, "word_dim"),
-        min_char_count=_option(config, "min_char_count"),
-        seed=_option(config, "seed"),
+        vectors_path=data_config.word_vectors_path or None,
+        vectors_format=data_config.word_vectors_format,
+        cache_dir=data_config.word_vectors_cache_dir or None,
+        word2vec_dim=config.model.word_dim,
+        min_char_count=data_config.min_char_count,
+        seed=config.seed,
     )

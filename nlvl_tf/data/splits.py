@@ -6,43 +6,39 @@ from absl import logging
 from nlvl_tf.data import input_pipeline
 
 
-def dataset_builder(config):
-    """The TFDS builder of `config.dataset` / `config.dataset_config` in `config.data_dir`.
+def dataset_builder(data_config):
+    """The TFDS builder of `data_config.dataset` / `dataset_config` in `data_config.data_dir` (config.data).
 
     Works from the built files alone (no builder code needed); a dataset that was not built is an error that says
     which `tfds build` command makes it.
     """
-    name = f"{config.dataset}/{config.dataset_config}" if config.dataset_config else config.dataset
+    dataset, builder_config, data_dir = data_config.dataset, data_config.dataset_config, data_config.data_dir
+    name = f"{dataset}/{builder_config}" if builder_config else dataset
+    command = f"tfds build tfds_builders/{dataset}" + (f" --config={builder_config}" if builder_config else "")
     try:
-        builder = tfds.builder(name, data_dir=config.data_dir or None)
+        builder = tfds.builder(name, data_dir=data_dir or None)
     except Exception as error:  # TFDS raises several types for "not found"
         raise FileNotFoundError(
-            f"dataset {name!r} is not built in {config.data_dir or 'the TFDS default data dir'}: run "
-            f"`tfds build tfds_builders/{config.dataset} --config={config.dataset_config} "
-            f"--data_dir={config.data_dir or '<dir>'}` first ({str(error).splitlines()[0]})"
+            f"dataset {name!r} is not built in {data_dir or 'the TFDS default data dir'}: run "
+            f"`{command} --data_dir={data_dir or '<dir>'}` first ({str(error).splitlines()[0]})"
         ) from error
     if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"dataset {name!r} in {builder.data_dir} is not prepared: run `tfds build "
-            f"tfds_builders/{config.dataset} --config={config.dataset_config}` first"
-        )
+        raise FileNotFoundError(f"dataset {name!r} in {builder.data_dir} is not prepared: run `{command}` first")
     return builder
 
 
-def available_splits(config):
-    return tuple(dataset_builder(config).info.splits.keys())
+def available_splits(data_config):
+    return tuple(dataset_builder(data_config).info.splits.keys())
 
 
-def load_splits(config, split_names):
-    """{split: SplitData} for the requested splits; checks and fills `config.video_feature_dim`."""
-    builder = dataset_builder(config)
-    feature_dim = builder.info.features["features"].shape[-1]
-    if config.video_feature_dim and config.video_feature_dim != feature_dim:
-        raise ValueError(
-            f"config.video_feature_dim={config.video_feature_dim} but dataset {builder.info.full_name} "
-            f"has {feature_dim}-d features"
-        )
-    config.video_feature_dim = feature_dim
+def feature_dim(data_config):
+    """D, the feature dimension the dataset was built with."""
+    return int(dataset_builder(data_config).info.features["features"].shape[-1])
+
+
+def load_splits(data_config, split_names):
+    """{split: SplitData} for the requested splits of config.data's dataset."""
+    builder = dataset_builder(data_config)
     splits = {}
     for name in split_names:
         if name not in builder.info.splits:
@@ -50,5 +46,5 @@ def load_splits(config, split_names):
                 f"dataset {builder.info.full_name} has no split {name!r}; it has {sorted(builder.info.splits.keys())}"
             )
         logging.info("reading %s split %s", builder.info.full_name, name)
-        splits[name] = input_pipeline.SplitData.from_videos(builder.as_dataset(split=name), config)
+        splits[name] = input_pipeline.SplitData.from_videos(builder.as_dataset(split=name), data_config)
     return splits

@@ -30,8 +30,11 @@ from nlvl_tf.data import word_vectors
 
 TOKENIZER_VERSION = 1
 
+# Word and char ids: 0 = PAD, 1 = UNK, then the vocabulary's entries from FIRST_WORD_ID on. The one definition, which
+# the model's embedding layers share.
 PAD_ID = 0
 UNK_ID = 1
+FIRST_WORD_ID = 2
 # Reserved first lines of words.txt / chars.txt. The tokenizer never emits them: "<" and ">" are
 # split off as tokens and a character is a single code point.
 _PAD_ENTRY = "<pad>"
@@ -209,6 +212,11 @@ class QueryEncoder(tf.Module):
         self.max_word_len = max_word_len
         self.word_table = self._line_number_table(os.path.join(vocabulary_dir, WORDS_FILE))
         self.char_table = self._line_number_table(os.path.join(vocabulary_dir, CHARS_FILE))
+
+    @classmethod
+    def from_config(cls, vocabulary_dir, data_config):
+        """The encoder of a run: config.data's max_query_len and max_word_len."""
+        return cls(vocabulary_dir, data_config.max_query_len, data_config.max_word_len)
 
     @staticmethod
     def _line_number_table(path):

@@ -2,7 +2,8 @@
 
 Metrics follow reference_spec.md section 6: Rank@k IoU >= mu in percent and mIoU, over every record of the split
 (records with start >= end included, so counts match the paper), plus the per-video-length table of Tables 6-7.
-VSLNet-L gets one set per candidate selection strategy (Pm, U).
+Results are keyed by candidate selection strategy everywhere, {selection: {metric: percent}}: VSLNet-L has two
+(Pm, U), VSLBase and VSLNet one, "pm" (the most probable span of its only scale). Files flatten a single selection.
 """
 
 import json
@@ -21,8 +22,8 @@ MODEL_INPUT_KEYS = ("video_features", "video_length", "word_ids", "char_ids")
 
 
 def selections(config):
-    """The candidate selection strategies evaluated for this model: ("pm", "u") for VSLNet-L, else ("",)."""
-    return decoding.SELECTIONS if config.model == "vslnet_l" else ("",)
+    """The candidate selection strategies evaluated for this model: ("pm", "u") for VSLNet-L, else ("pm",)."""
+    return decoding.SELECTIONS if config.model.name == "vslnet_l" else (decoding.SELECTIONS[0],)
 
 
 def make_predict_fn(model, config):
@@ -33,10 +34,9 @@ def make_predict_fn(model, config):
         outputs = model({key: batch[key] for key in MODEL_INPUT_KEYS}, training=False)
         results = {}
         for selection in selections(config):
-            start, end, score = decoding.ranked_spans(outputs, batch["video_length"], config.top_k, selection or "pm")
-            duration = batch["duration"]
+            start, end, score = decoding.ranked_spans(outputs, batch["video_length"], config.eval.top_k, selection)
             start_time, end_time = labels.index_to_time(
-                start, end, duration, batch["video_length"], config.label_method
+                start, end, batch["duration"], batch["video_length"], config.data.label_method
             )
             results[selection] = (start_time, end_time, score)
         return results
@@ -51,7 +51,7 @@ def predict_split(predict, data, encoder, config):
         {selection: (times float64 [Q, top_k, 2], scores float64 [Q, top_k])}.
     """
     collected = {selection: ([], []) for selection in selections(config)}
-    for batch in input_pipeline.eval_batches(data, encoder, config):
+    for batch in input_pipeline.eval_batches(data, encoder, config.data, config.eval.batch_size):
         for selection, (start, end, score) in predict(batch).items():
             collected[selection][0].append(np.stack([start.numpy(), end.numpy()], axis=-1))
             collected[selection][1].append(score.numpy())
@@ -73,7 +73,7 @@ def evaluate_split(predict, data, encoder, config):
     Returns:
         (records, predictions as `predict_split`, {selection: metrics dict}).
     """
-    records = input_pipeline.eval_records(data, config)
+    records = input_pipeline.eval_records(data, config.data)
     predictions = predict_split(predict, data, encoder, config)
     truth = ground_truth(records)
     results = {selection: metrics.evaluate(times, truth) for selection, (times, _) in predictions.items()}
@@ -81,15 +81,21 @@ def evaluate_split(predict, data, encoder, config):
 
 
 def selected_metrics(results, config):
-    """The metrics that pick the best checkpoint: the only set, or VSLNet-L's `config.vslnet_l_selection` set."""
-    return results[config.vslnet_l_selection] if config.model == "vslnet_l" else results[""]
+    """The metrics reported and used to pick checkpoints: the only set, or VSLNet-L's `config.eval.selection` one."""
+    return results[config.eval.selection] if len(results) > 1 else next(iter(results.values()))
+
+
+def flatten_single(by_selection):
+    """What files hold: {selection: value} as is for several selections, the value alone for one."""
+    return next(iter(by_selection.values())) if len(by_selection) == 1 else by_selection
 
 
 def write_results(directory, records, predictions, results):
     """Writes metrics.json, length_buckets.json and predictions.jsonl into `directory`.
 
     metrics.json holds `R1@0.3 ... mIoU` in percent; for VSLNet-L one such object per selection ("pm", "u").
-    predictions.jsonl has one line per record: video_id, query, duration, gt, and the ranked predictions with scores.
+    predictions.jsonl has one line per record: video_id, query, duration, gt, and the ranked predictions with scores
+    (`predictions`, or `predictions_pm` and `predictions_u` for VSLNet-L).
     """
     os.makedirs(directory, exist_ok=True)
     truth = ground_truth(records)
@@ -99,10 +105,9 @@ def write_results(directory, records, predictions, results):
         selection: metrics.by_video_length(durations, video_ids, times, truth)
         for selection, (times, _) in predictions.items()
     }
-    flat = "" in results
     for name, value in (("metrics.json", results), ("length_buckets.json", buckets)):
         workdir_lib.write_atomically(
-            os.path.join(directory, name), json.dumps(value[""] if flat else value, indent=2, sort_keys=True)
+            os.path.join(directory, name), json.dumps(flatten_single(value), indent=2, sort_keys=True)
         )
     lines = []
     for index, record in enumerate(records):
@@ -117,7 +122,7 @@ def write_results(directory, records, predictions, results):
                 {"start": float(s), "end": float(e), "score": float(p)}
                 for (s, e), p in zip(times[index], scores[index])
             ]
-            line["predictions" + (f"_{selection}" if selection else "")] = ranked
+            line["predictions" + (f"_{selection}" if len(predictions) > 1 else "")] = ranked
         lines.append(json.dumps(line, ensure_ascii=False) + "\n")
     workdir_lib.write_atomically(os.path.join(directory, "predictions.jsonl"), "".join(lines))
 
@@ -126,17 +131,15 @@ def load_workdir_split(workdir, split=None, checkpoint="best", data_dir=None):
     """A workdir's trained model and the split it runs on (evaluation, figures).
 
     Returns:
-        (config, model, encoder, split name, SplitData); `split` defaults to the config's eval_split and `data_dir`
+        (config, model, encoder, split name, SplitData); `split` defaults to config.eval.split and `data_dir`
         overrides the TFDS data dir recorded in the config.
     """
     config, _, model = restore.load_trained_model(workdir, checkpoint)
     if data_dir is not None:
-        config.data_dir = data_dir
-    split = split or config.eval_split
-    data = splits_lib.load_splits(config, [split])[split]
-    encoder = text.QueryEncoder(
-        os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.max_query_len, config.max_word_len
-    )
+        config.data.data_dir = data_dir
+    split = split or config.eval.split
+    data = splits_lib.load_splits(config.data, [split])[split]
+    encoder = text.QueryEncoder.from_config(os.path.join(workdir, workdir_lib.VOCABULARY_DIR), config.data)
     return config, model, encoder, split, data
 
 

@@ -65,23 +65,22 @@ def query_views(model, batch, config, rows, first_index=0):
 
     Args:
         model: a VSLBase / VSLNet / VSLNet-L model; batch: a dict from `input_pipeline.eval_batches`.
-        config: the run's config (model, label_method, vslnet_l_selection); rows: row numbers in the batch.
+        config: the run's config (model.name, data.label_method, eval.selection); rows: row numbers in the batch.
         first_index: the split index of the batch's first row (for `QueryView.index`).
     Returns:
         A list of `QueryView`, one per row.
     """
     outputs = model({key: batch[key] for key in evaluation.MODEL_INPUT_KEYS}, training=False)
     length = tf.convert_to_tensor(batch["video_length"])
-    multi_scale = config.model == "vslnet_l"
+    multi_scale = config.model.name == "vslnet_l"
     mask = tf.sequence_mask(length, outputs["start_logits"].shape[-1])
     scale_mask = mask[:, tf.newaxis] if multi_scale else mask
     start_probs = masking.masked_softmax(outputs["start_logits"], scale_mask).numpy()
     end_probs = masking.masked_softmax(outputs["end_logits"], scale_mask).numpy()
     highlight = tf.sigmoid(outputs["highlight_logits"]).numpy() if "highlight_logits" in outputs else None
-    selection = config.vslnet_l_selection if multi_scale else "pm"
-    start, end, _ = decoding.ranked_spans(outputs, length, 1, selection)
+    start, end, _ = decoding.ranked_spans(outputs, length, 1, config.eval.selection)
     start_time, end_time = labels.index_to_time(
-        start[:, 0].numpy(), end[:, 0].numpy(), batch["duration"].numpy(), length.numpy(), config.label_method
+        start[:, 0].numpy(), end[:, 0].numpy(), batch["duration"].numpy(), length.numpy(), config.data.label_method
     )
     tokens = text.tokenize(batch["query"]).to_list()
     query_lengths = np.sum(batch["word_ids"].numpy() != text.PAD_ID, axis=1)
@@ -93,7 +92,9 @@ def query_views(model, batch, config, rows, first_index=0):
     views = []
     for row in rows:
         n, duration = int(length[row]), float(batch["duration"][row])
-        row_tokens = tuple(token.decode("utf-8", errors="replace") for token in tokens[row][: config.max_query_len])
+        row_tokens = tuple(
+            token.decode("utf-8", errors="replace") for token in tokens[row][: config.data.max_query_len]
+        )
         if len(row_tokens) != query_lengths[row]:
             raise ValueError(
                 f"record {first_index + row}: the query tokenizes to {len(row_tokens)} tokens but its "
@@ -103,8 +104,8 @@ def query_views(model, batch, config, rows, first_index=0):
         extra = {}
         if multi_scale:
             extra = dict(
-                clip_length=int(config.clip_lengths[scales[row]]),
-                **_clip_data(nil_scores[row], clip_mask[row], config.clip_lengths, n, duration),
+                clip_length=int(config.model.clip_lengths[scales[row]]),
+                **_clip_data(nil_scores[row], clip_mask[row], config.model.clip_lengths, n, duration),
             )
         views.append(
             QueryView(
@@ -155,7 +156,7 @@ def collect_query_views(model, data, encoder, config, indices):
     if bad:
         raise ValueError(f"query indices {bad} are outside the split's {data.num_records} records")
     found, first = {}, 0
-    for batch in input_pipeline.eval_batches(data, encoder, config):
+    for batch in input_pipeline.eval_batches(data, encoder, config.data, config.eval.batch_size):
         size = int(batch["video_length"].shape[0])
         rows = sorted({index - first for index in indices if first <= index < first + size})
         if rows:
@@ -169,7 +170,7 @@ def collect_query_views(model, data, encoder, config, indices):
 @dataclasses.dataclass(frozen=True)
 class SplitPredictions:
     """One predictions.jsonl: durations, video_ids [Q], truth [Q, 2] and {selection: ranked times [Q, K, 2]}
-    ("" for VSLBase/VSLNet, "pm" and "u" for VSLNet-L)."""
+    ("pm" for VSLBase/VSLNet, whose file key is plain "predictions"; "pm" and "u" for VSLNet-L)."""
 
     durations: np.ndarray
     video_ids: np.ndarray
@@ -188,7 +189,10 @@ def read_predictions(eval_dir):
         raise ValueError(f"{path} holds no predictions")
     keys = [key for key in lines[0] if key.startswith("predictions")]
     times = {
-        key.partition("_")[2]: np.array([[[p["start"], p["end"]] for p in line[key]] for line in lines]) for key in keys
+        (key.partition("_")[2] or decoding.SELECTIONS[0]): np.array(
+            [[[p["start"], p["end"]] for p in line[key]] for line in lines]
+        )
+        for key in keys
     }
     return SplitPredictions(
         durations=np.array([line["duration"] for line in lines], np.float64),
@@ -200,8 +204,8 @@ def read_predictions(eval_dir):
 
 def series_name(config, selection):
     """A model's name in legends: "VSLNet", or "VSLNet-L-Pm" for one VSLNet-L selection strategy."""
-    name = MODEL_NAMES.get(config.model, config.model)
-    return f"{name}-{SELECTION_NAMES[selection]}" if selection else name
+    name = MODEL_NAMES.get(config.model.name, config.model.name)
+    return f"{name}-{SELECTION_NAMES[selection]}" if config.model.name == "vslnet_l" else name
 
 
 def top1_ious(times, truth):
@@ -308,7 +312,7 @@ def write_figures(
         (the plots directory, {file name: Figure}).
     """
     config = workdir_lib.load_config(workdir)
-    split = split or config.eval_split
+    split = split or config.eval.split
     directory = os.path.join(workdir, workdir_lib.EVAL_DIR, split, PLOTS_DIR)
     predictions = read_predictions(os.path.join(workdir, workdir_lib.EVAL_DIR, split))
     series = {series_name(config, selection): (predictions, selection) for selection in predictions.times}
@@ -316,7 +320,7 @@ def write_figures(
     if compare_workdir:
         compare_config = workdir_lib.load_config(compare_workdir)
         compare_predictions = read_predictions(os.path.join(compare_workdir, workdir_lib.EVAL_DIR, split))
-        selection = compare_config.vslnet_l_selection if compare_config.model == "vslnet_l" else ""
+        selection = compare_config.eval.selection if compare_config.model.name == "vslnet_l" else "pm"
         name = series_name(compare_config, selection)
         if name in series:
             name = f"{name} ({os.path.basename(os.path.normpath(compare_workdir))})"

@@ -13,7 +13,7 @@ def load_trained_model(workdir, checkpoint="best"):
     """(config, vocabulary, model) of a workdir with the weights of its best (or latest) checkpoint."""
     config = workdir_lib.load_config(workdir)
     vocabulary = text.Vocabulary.load(os.path.join(workdir, workdir_lib.VOCABULARY_DIR))
-    model = vslnet.build_model(config, len(vocabulary.words), vocabulary.num_chars, vocabulary.vectors)
+    model = vslnet.build_model(config.model, vocabulary.num_words, vocabulary.num_chars, vocabulary.vectors)
     directory = os.path.join(workdir, workdir_lib.BEST_DIR if checkpoint == "best" else workdir_lib.CHECKPOINTS_DIR)
     found = workdir_lib.checkpoints_newest_first(directory)
     if not found:

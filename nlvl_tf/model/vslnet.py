@@ -9,10 +9,12 @@ Models take the batch dict of docs/internals.md and return a dict of float32 log
 and those outputs into the training objective.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 
-from nlvl_tf.data import labels
+from nlvl_tf.data import labels, text
 from nlvl_tf.model import losses
 from nlvl_tf.model.layers import attention, embedding, encoder, highlight, nil, predictor
 from nlvl_tf.model.layers import dropout as dropout_lib
@@ -24,13 +26,13 @@ ATTENTIONS = ("cqa", "cat")
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
 class VSLNet(keras.Model):
-    """VSLNet (paper Sec. 3.2-3.5); with `use_highlighting=False` it is VSLBase.
+    """VSLNet (paper Sec. 3.2-3.5); with `use_highlighting=False` it is VSLBase (see `VSLBase`).
 
     Args:
-        vocabulary_size: rows of pretrained word vectors (word ids 2 .. vocabulary_size + 1).
+        vocabulary_size: size of the word id space, PAD and UNK included (`text.Vocabulary.num_words`).
         num_chars: character vocabulary size including PAD and UNK.
         video_feature_dim: D of the input features.
-        word_vectors: optional [vocabulary_size, word_dim] frozen vectors (a weight, not config).
+        word_vectors: optional [vocabulary_size - 2, word_dim] frozen vectors of word ids 2.. (a weight, not config).
         word_dim, hidden_size, num_heads, kernel_size, num_conv_layers, max_position, dropout: as in the paper (300,
             128, 8, 7, 4, >= the longest video and query, 0.2).
         use_char_cnn: add the authors' character CNN to the word vectors (off = the paper's variant).
@@ -130,6 +132,13 @@ class VSLNet(keras.Model):
             self.highlighting = highlight.QueryGuidedHighlighting(highlight_projection, name="highlighting")
         self.span_predictor = predictor.ConditionedSpanPredictor(hidden_size, predictor_head, name="span_predictor")
 
+    def dummy_batch(self):
+        """A one-row batch that builds every weight: n = max_position, the longest query the table allows."""
+        hp = self.hyperparameters
+        return zeros_batch(
+            1, hp["max_position"], min(hp["max_position"], 8), max(hp["char_kernel_widths"]), hp["video_feature_dim"]
+        )
+
     @property
     def use_highlighting(self):
         return self.hyperparameters["use_highlighting"]
@@ -142,7 +151,7 @@ class VSLNet(keras.Model):
         video_features = batch["video_features"]
         video_mask = tf.sequence_mask(batch["video_length"], tf.shape(video_features)[1])
         word_ids = batch["word_ids"]
-        query_mask = word_ids != embedding.PAD_ID
+        query_mask = word_ids != text.PAD_ID
         words = self.word_embedding(word_ids, training=training)
         if self.char_cnn is not None:
             words = tf.concat([words, self.char_cnn(batch["char_ids"], training=training)], axis=-1)
@@ -198,6 +207,16 @@ class VSLNet(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
+class VSLBase(VSLNet):
+    """VSLBase (paper Sec. 3.2-3.4): VSLNet without query-guided highlighting. Arguments as `VSLNet`."""
+
+    def __init__(self, use_highlighting=False, **kwargs):
+        if use_highlighting:
+            raise ValueError("VSLBase has no highlighting; use VSLNet")
+        super().__init__(use_highlighting=False, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="nlvl_tf")
 class VSLNetL(VSLNet):
     """VSLNet-L (paper Sec. 3.6): multi-scale split-and-concat with nil prediction, for long videos.
 
@@ -242,6 +261,17 @@ class VSLNetL(VSLNet):
             nil_max_position,
             hp["dropout"],
             name="nil_prediction",
+        )
+
+    def dummy_batch(self):
+        """A one-row batch that builds every weight: n = the least common multiple of the clip lengths."""
+        hp = self.hyperparameters
+        return zeros_batch(
+            1,
+            math.lcm(*hp["clip_lengths"]),
+            min(hp["max_position"], 8),
+            max(hp["char_kernel_widths"]),
+            hp["video_feature_dim"],
         )
 
     def call(self, batch, training=False):
@@ -322,61 +352,35 @@ class VSLNetL(VSLNet):
         return components
 
 
-def model_kwargs(config):
-    """Constructor arguments shared by every model type from an experiment config (ml_collections ConfigDict)."""
-    keys = (
-        "word_dim",
-        "hidden_size",
-        "num_heads",
-        "kernel_size",
-        "num_conv_layers",
-        "dropout",
-        "use_char_cnn",
-        "char_dim",
-        "char_kernel_widths",
-        "char_filters",
-        "encoder_type",
-        "attention_type",
-        "highlight_projection",
-        "predictor_head",
-        "highlight_lambda",
-        "positive_weight",
-    )
-    kwargs = {key: config[key] for key in keys if key in config}
-    kwargs["max_position"] = config.get("max_position") or max(config.max_video_len, config.max_query_len)
-    return kwargs
+MODELS = {"vslbase": VSLBase, "vslnet": VSLNet, "vslnet_l": VSLNetL}
 
 
-def build_model(config, vocabulary_size, num_chars, word_vectors=None):
-    """Builds the model named by `config.model` and creates all its variables (needed before an XLA-compiled step).
+def build_model(model_config, vocabulary_size, num_chars, word_vectors=None):
+    """Builds the model that `model_config` (config.model) names, with all its variables created (as an
+    XLA-compiled step needs before its first trace).
 
     Args:
-        config: experiment config with at least `model`, `video_feature_dim`, `max_video_len`, `max_query_len`,
-            `max_word_len`, and for VSLNet-L `clip_lengths`.
-        vocabulary_size, num_chars: sizes from the vocabulary; word_vectors: [vocabulary_size, word_dim] or None.
+        model_config: config.model: `name` picks the class (`MODELS`), every other key is a constructor argument;
+            `video_feature_dim` and `max_position` must be resolved (`configs.resolve`).
+        vocabulary_size, num_chars: id space sizes of the vocabulary (PAD and UNK included).
+        word_vectors: [vocabulary_size - 2, word_dim] or None.
     """
-    if config.model not in MODEL_TYPES:
-        raise ValueError(f"config.model must be one of {MODEL_TYPES}, got {config.model!r}")
-    kwargs = dict(
-        model_kwargs(config),
-        vocabulary_size=vocabulary_size,
-        num_chars=num_chars,
-        video_feature_dim=config.video_feature_dim,
-        word_vectors=word_vectors,
-    )
-    if config.model == "vslnet_l":
-        model = VSLNetL(clip_lengths=tuple(config.clip_lengths), nil_lambda=config.get("nil_lambda", 1.0), **kwargs)
-    else:
-        model = VSLNet(use_highlighting=config.model == "vslnet", **kwargs)
-    model(zeros_batch(config, batch_size=1))
+    arguments = dict(model_config)
+    name = arguments.pop("name")
+    if name not in MODELS:
+        raise ValueError(f"config.model.name must be one of {tuple(MODELS)}, got {name!r}")
+    if not arguments.get("video_feature_dim") or not arguments.get("max_position"):
+        raise ValueError("config.model.video_feature_dim and max_position must be set (configs.resolve fills them)")
+    model = MODELS[name](vocabulary_size=vocabulary_size, num_chars=num_chars, word_vectors=word_vectors, **arguments)
+    model(model.dummy_batch())
     return model
 
 
-def zeros_batch(config, batch_size):
-    """An all-padding batch with the static shapes of the input pipeline, for building models and tracing steps."""
+def zeros_batch(batch_size, max_video_len, max_query_len, max_word_len, video_feature_dim):
+    """An all-padding batch with the input pipeline's static shapes, for building models and tracing steps."""
     return {
-        "video_features": tf.zeros([batch_size, config.max_video_len, config.video_feature_dim]),
+        "video_features": tf.zeros([batch_size, max_video_len, video_feature_dim]),
         "video_length": tf.ones([batch_size], tf.int32),
-        "word_ids": tf.zeros([batch_size, config.max_query_len], tf.int32),
-        "char_ids": tf.zeros([batch_size, config.max_query_len, config.max_word_len], tf.int32),
+        "word_ids": tf.zeros([batch_size, max_query_len], tf.int32),
+        "char_ids": tf.zeros([batch_size, max_query_len, max_word_len], tf.int32),
     }

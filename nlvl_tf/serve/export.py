@@ -34,12 +34,12 @@ class ServingModule(tf.Module):
         super().__init__(name="nlvl_localizer")
         self.model = model
         self.encoder = encoder
-        self._n = config.max_video_len
-        self._feature_dim = config.video_feature_dim
+        self._n = config.data.max_video_len
+        self._feature_dim = config.model.video_feature_dim
         self._top_k = top_k
         self._selection = selection
-        self._label_method = config.label_method
-        self._include_last = config.resample_include_last
+        self._label_method = config.data.label_method
+        self._include_last = config.data.resample_include_last
         self._metadata = json.dumps(metadata, sort_keys=True)
         dim = self._feature_dim
         self.serve = tf.function(
@@ -128,27 +128,33 @@ class ServingModule(tf.Module):
 def metadata_of(config, vocabulary, top_k, selection):
     """What the export records about itself (readable through the `metadata` signature)."""
     return {
-        "model": config.model,
-        "max_video_len": config.max_video_len,
-        "feature_dim": config.video_feature_dim,
+        "model": config.model.name,
+        "max_video_len": config.data.max_video_len,
+        "feature_dim": config.model.video_feature_dim,
         "vocabulary_size": vocabulary.num_words,
         "num_chars": vocabulary.num_chars,
         "tokenizer_version": text.TOKENIZER_VERSION,
         "top_k": top_k,
         "selection": selection,
-        "max_query_len": config.max_query_len,
-        "max_word_len": config.max_word_len,
+        "max_query_len": config.data.max_query_len,
+        "max_word_len": config.data.max_word_len,
         "config": json.loads(config.to_json_best_effort()),
     }
 
 
-def export(workdir, export_dir, top_k=5, selection="pm", checkpoint="best"):
-    """Writes a SavedModel of the workdir's best (or latest) checkpoint to `export_dir`; returns its metadata."""
+def export(workdir, export_dir, top_k=None, selection=None, checkpoint="best"):
+    """Writes a SavedModel of the workdir's best (or latest) checkpoint to `export_dir`; returns its metadata.
+
+    `top_k` and `selection` default to the run's config.export values.
+    """
+    config, vocabulary, model = restore.load_trained_model(workdir, checkpoint)
+    top_k = config.export.top_k if top_k is None else top_k
+    selection = selection or config.export.selection
     if selection not in decoding.SELECTIONS:
         raise ValueError(f"selection must be one of {decoding.SELECTIONS}, got {selection!r}")
-    config, vocabulary, model = restore.load_trained_model(workdir, checkpoint)
-    if not 1 <= top_k <= config.max_video_len * (config.max_video_len + 1) // 2:
-        raise ValueError(f"top_k must be in [1, {config.max_video_len * (config.max_video_len + 1) // 2}], got {top_k}")
+    n = config.data.max_video_len
+    if not 1 <= top_k <= n * (n + 1) // 2:
+        raise ValueError(f"top_k must be in [1, {n * (n + 1) // 2}], got {top_k}")
     return save(
         model, config, vocabulary, os.path.join(workdir, workdir_lib.VOCABULARY_DIR), export_dir, top_k, selection
     )
@@ -156,7 +162,7 @@ def export(workdir, export_dir, top_k=5, selection="pm", checkpoint="best"):
 
 def save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5, selection="pm"):
     """Exports an in-memory model (see `export` for a workdir)."""
-    encoder = text.QueryEncoder(vocabulary_dir, config.max_query_len, config.max_word_len)
+    encoder = text.QueryEncoder.from_config(vocabulary_dir, config.data)
     metadata = metadata_of(config, vocabulary, top_k, selection)
     module = ServingModule(model, encoder, config, top_k, selection, metadata)
     tf.saved_model.save(

@@ -12,7 +12,7 @@ VECTORS = RNG.normal(size=(5, 3)).astype("float32")
 
 
 def test_word_embedding_rows():
-    layer = embedding.WordEmbedding(5, 3, pretrained=VECTORS)
+    layer = embedding.WordEmbedding(7, 3, pretrained=VECTORS)
     ids = np.array([[2, 6, 1, 0], [3, 0, 0, 0]])
     got = layer(ids).numpy()
     unk = layer.unknown_vector.numpy()
@@ -22,7 +22,7 @@ def test_word_embedding_rows():
 
 
 def test_only_unk_is_trainable_and_gradients_skip_the_frozen_vectors():
-    layer = embedding.WordEmbedding(5, 3, pretrained=VECTORS)
+    layer = embedding.WordEmbedding(7, 3, pretrained=VECTORS)
     ids = tf.constant([[2, 1, 0]])
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(ids) ** 2)
@@ -34,7 +34,7 @@ def test_only_unk_is_trainable_and_gradients_skip_the_frozen_vectors():
 
 def test_wrong_pretrained_shape_is_rejected():
     with pytest.raises(ValueError, match=r"shape \(5, 3\), expected \(4, 3\)"):
-        embedding.WordEmbedding(4, 3, pretrained=VECTORS)
+        embedding.WordEmbedding(6, 3, pretrained=VECTORS)
 
 
 def _numpy_char_cnn(layer, ids):
@@ -82,6 +82,6 @@ def test_character_cnn_needs_words_padded_to_the_widest_kernel():
 
 def test_round_trips():
     ids = np.array([[2, 6, 1, 0]])
-    checks.assert_round_trip(embedding.WordEmbedding(5, 3, pretrained=VECTORS, dropout=0.1), lambda e: e(ids))
+    checks.assert_round_trip(embedding.WordEmbedding(7, 3, pretrained=VECTORS, dropout=0.1), lambda e: e(ids))
     chars = RNG.integers(0, 9, size=(2, 3, 5))
     checks.assert_round_trip(embedding.CharacterCNN(9, 4, (1, 2), (3, 2)), lambda e: e(chars))

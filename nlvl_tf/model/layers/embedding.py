@@ -4,10 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nlvl_tf.data.text import FIRST_WORD_ID, PAD_ID, UNK_ID
 from nlvl_tf.model.layers import dropout
-
-PAD_ID = 0
-UNK_ID = 1
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
@@ -15,9 +13,10 @@ class WordEmbedding(keras.layers.Layer):
     """Word ids -> vectors: id 0 (PAD) is a constant zero row, id 1 (UNK) a trainable row, ids 2.. FROZEN vectors.
 
     Args:
-        vocabulary_size: number of pretrained rows (ids 2 .. vocabulary_size + 1).
+        vocabulary_size: size of the word id space, PAD and UNK included (`text.Vocabulary.num_words`); ids 2 ..
+            vocabulary_size - 1 have pretrained rows.
         embedding_dim: vector size (300 for GloVe).
-        pretrained: optional float array [vocabulary_size, embedding_dim]; not part of the config (it is a weight).
+        pretrained: optional float array [vocabulary_size - 2, embedding_dim]; not part of the config (a weight).
         dropout: rate on the looked-up vectors.
     Call args:
         word_ids: int [B, M].
@@ -27,11 +26,16 @@ class WordEmbedding(keras.layers.Layer):
 
     def __init__(self, vocabulary_size, embedding_dim=300, pretrained=None, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        if int(vocabulary_size) < 0 or int(embedding_dim) <= 0:
-            raise ValueError(f"need vocabulary_size >= 0 and embedding_dim > 0, got {vocabulary_size}, {embedding_dim}")
-        if pretrained is not None and np.shape(pretrained) != (vocabulary_size, embedding_dim):
+        if int(vocabulary_size) < FIRST_WORD_ID or int(embedding_dim) <= 0:
             raise ValueError(
-                f"pretrained vectors have shape {np.shape(pretrained)}, expected ({vocabulary_size}, {embedding_dim})"
+                f"need vocabulary_size >= {FIRST_WORD_ID} (PAD and UNK) and embedding_dim > 0, got {vocabulary_size}, "
+                f"{embedding_dim}"
+            )
+        rows = int(vocabulary_size) - FIRST_WORD_ID
+        if pretrained is not None and np.shape(pretrained) != (rows, embedding_dim):
+            raise ValueError(
+                f"pretrained vectors have shape {np.shape(pretrained)}, expected ({rows}, {embedding_dim}): one row "
+                f"per word id from {FIRST_WORD_ID} to vocabulary_size - 1"
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -43,11 +47,12 @@ class WordEmbedding(keras.layers.Layer):
     def build(self, input_shape):
         pretrained = self._pretrained
         initializer = "zeros" if pretrained is None else (lambda shape, dtype=None: tf.constant(pretrained, tf.float32))
-        # A zero-row table keeps the gather valid when the vocabulary is empty.
+        rows = self.vocabulary_size - FIRST_WORD_ID
+        # A one-row table keeps the gather valid when no word has a vector.
         self.pretrained_vectors = self.add_weight(
             name="pretrained_vectors",
-            shape=(max(self.vocabulary_size, 1), self.embedding_dim),
-            initializer=initializer if self.vocabulary_size else "zeros",
+            shape=(max(rows, 1), self.embedding_dim),
+            initializer=initializer if rows else "zeros",
             trainable=False,
         )
         self.unknown_vector = self.add_weight(
@@ -58,7 +63,7 @@ class WordEmbedding(keras.layers.Layer):
 
     def call(self, word_ids, training=False):
         word_ids = tf.cast(word_ids, tf.int32)
-        vectors = tf.gather(self.pretrained_vectors, tf.maximum(word_ids - 2, 0))
+        vectors = tf.gather(self.pretrained_vectors, tf.maximum(word_ids - FIRST_WORD_ID, 0))
         ids = word_ids[..., tf.newaxis]
         vectors = tf.where(ids == UNK_ID, tf.cast(self.unknown_vector, vectors.dtype), vectors)
         vectors = tf.where(ids == PAD_ID, tf.zeros_like(vectors), vectors)
