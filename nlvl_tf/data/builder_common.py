@@ -237,7 +237,7 @@ def resolve_annotation_files(
 
 
 def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
-    """The feature spec of every NLVL builder: one example per video (DESIGN.md, plus `moment_valid`)."""
+    """The feature spec of every NLVL builder: one example per video (tfds_builders/README.md, "Feature spec")."""
     return tfds.features.FeaturesDict(
         {
             "video_id": tfds.features.Text(),
