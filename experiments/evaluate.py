@@ -2,7 +2,11 @@
 W/eval/<split>/metrics.json, length_buckets.json and predictions.jsonl; with --plots, also the figures of
 nlvl_tf.figures in W/eval/<split>/plots/.
 
+On a sweep directory (sweep.py's W), re-evaluates every seed's checkpoint (writing each W/seed_<seed>/eval/<split>/
+as above), prints the table over seeds and writes it to W/eval/<split>/summary.json and summary.txt.
+
     python experiments/evaluate.py --workdir=/tmp/run [--split=test]
+    python experiments/evaluate.py --workdir=/tmp/sweep [--split=test]
     python experiments/evaluate.py --workdir=/tmp/run_l --plots [--plot_queries=3 | --plot_indices=4,17]
         [--compare_workdir=/tmp/run_vslnet]
 """
@@ -10,9 +14,12 @@ nlvl_tf.figures in W/eval/<split>/plots/.
 from absl import app, flags
 
 from nlvl_tf import cli
-from nlvl_tf.eval import evaluation, figures
+from nlvl_tf import workdir as workdir_lib
+from nlvl_tf.eval import evaluation, figures, summary
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "A training workdir (holds config.json and checkpoints), or a sweep directory (sweep.py's)."
+)
 _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate; default: the config's eval_split.")
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to evaluate.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Override the TFDS data dir recorded in the workdir's config.")
@@ -51,6 +58,15 @@ def main(argv):
     plot_flags = [flag for flag in ("plot_queries", "plot_indices", "compare_workdir") if flags.FLAGS[flag].present]
     if plot_flags and not _PLOTS.value:
         raise app.UsageError(f"--{', --'.join(plot_flags)} need --plots")
+    if workdir_lib.is_sweep(_WORKDIR.value):
+        if _PLOTS.value:
+            raise app.UsageError("--plots draws one run: give one seed's workdir, W/seed_<seed>, not the sweep")
+        print(
+            summary.format_table(
+                summary.evaluate_sweep(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _DATA_DIR.value)
+            )
+        )
+        return
     results = evaluation.evaluate_workdir(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _DATA_DIR.value)
     for selection, values in results.items():
         print((f"[{selection}] " if len(results) > 1 else "") + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
