@@ -9,10 +9,13 @@ The same command resumes a sweep: finished seeds are skipped, an interrupted one
     python experiments/sweep.py --config=... --seeds=1,7,42 --workdir=/tmp/sweep   # these seeds
 """
 
+import os
+
 from absl import flags
 from ml_collections import config_flags
 
 from nlvl_tf import cli
+from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.eval import summary
 from nlvl_tf.train import sweep
 
@@ -28,6 +31,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "The sweep directory: one workdi
 def main(argv):
     cli.reject_extra_arguments(argv)
     seeds = sweep.parse_seeds(_SEEDS.value, _CONFIG.value.seed)
+    cli.write_log_to(os.path.join(_WORKDIR.value, workdir_lib.LOG_FILE))
     print(summary.format_table(sweep.run_sweep(_CONFIG.value, _WORKDIR.value, seeds)))
 
 

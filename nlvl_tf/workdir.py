@@ -16,6 +16,7 @@ VOCABULARY_DIR = "vocabulary"
 CHECKPOINTS_DIR = "checkpoints"
 BEST_DIR = "best"
 EVAL_DIR = "eval"
+LOG_FILE = "log.txt"  # every library's log messages, beside the quiet console
 # A sweep directory W holds one training workdir per seed, W/seed_<seed>/, each with SEED_RESULT_FILE once its run
 # (training and final evaluation) has finished, and the statistics over seeds in W/summary.json (+ a table, .txt).
 SEED_RESULT_FILE = "result.json"
