@@ -25,6 +25,10 @@ setuptools.setup(
         "apache-beam>=2.70",
         "mlcroissant>=1.0",
         "importlib_resources",
+        # Video decoding (nlvl_tf.video): PyAV's wheels bundle FFmpeg, so no system FFmpeg is needed and every
+        # machine decodes with the same FFmpeg (8.1 in 18.1); pinned to one major version because decoded pixels,
+        # and so features, may change with it.
+        "av>=18.1,<19",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6"],  # tfds.testing needs dill
