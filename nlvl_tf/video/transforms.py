@@ -59,7 +59,7 @@ def centre_crop(frames, size):
     with tf.control_dependencies([check]):
         top = tf.cast(tf.round(tf.cast(shape[1] - size, tf.float64) / 2), tf.int32)
         left = tf.cast(tf.round(tf.cast(shape[2] - size, tf.float64) / 2), tf.int32)
-    return frames[:, top : top + size, left : left + size]
+    return tf.ensure_shape(frames[:, top : top + size, left : left + size], [None, size, size, None])
 
 
 def preprocess(frames, preset):
