@@ -45,8 +45,8 @@ def run(videos, output_dir, weights_path, preset, batch=8, runner="DirectRunner"
     found = extraction.list_videos(videos)
     info = extraction.run_info(preset, weights_path)
     tf.io.gfile.makedirs(f"{output_dir}/{extraction.FEATURES_DIR}")
-    done, todo = extraction.pending_videos(found, output_dir, info)
-    records, failed = dict(done), {}
+    kept, todo = extraction.pending_videos(found, output_dir, info)
+    failed = {}
     if todo:
         beam_options = pipeline_options.PipelineOptions([f"--runner={runner}", *options])
         with beam.Pipeline(options=beam_options) as pipeline:
@@ -69,17 +69,17 @@ def run(videos, output_dir, weights_path, preset, batch=8, runner="DirectRunner"
                     records=beam.pvalue.AsSingleton(all_records),
                     failures=beam.pvalue.AsSingleton(all_failed),
                     output_dir=output_dir,
-                    done=done,
+                    kept=kept,
                 )
             )
         failed = extraction.read_failures(output_dir)
     else:
-        extraction.write_manifest(output_dir, records)
+        extraction.write_manifest(output_dir, kept)
         extraction.write_failures(output_dir, {})
-    return extraction.Summary(extracted=len(todo) - len(failed), skipped=len(done), failed=failed)
+    return extraction.Summary(extracted=len(todo) - len(failed), skipped=len(found) - len(todo), failed=failed)
 
 
-def _finish(_, records, failures, output_dir, done):
-    """Writes the manifest (done + new records) and the failure list, once, on one worker."""
-    extraction.write_manifest(output_dir, {**done, **{record["video_id"]: record for record in records}})
+def _finish(_, records, failures, output_dir, kept):
+    """Writes the manifest (the records kept + the new ones) and the failure list, once, on one worker."""
+    extraction.write_manifest(output_dir, {**kept, **{record["video_id"]: record for record in records}})
     extraction.write_failures(output_dir, dict(failures))

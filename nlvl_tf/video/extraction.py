@@ -153,22 +153,24 @@ def features_from_video(path, extractor, preset=None, batch=8):
     preprocess, crop_features, preset = _extractor_parts(extractor, preset)
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    outputs = []
+    outputs, pending = [], []
     windows = 0
+
+    def run_pending():
+        if pending:
+            outputs.append(np.asarray(crop_features(np.stack(pending))))
+            pending.clear()
+
     with decoding.VideoReader(path, preset.fps) as reader:
-        crops = (preprocess(tf.constant(chunk)).numpy() for chunk in reader.chunks(CHUNK_FRAMES))
-        pending = []
+        crops = (np.asarray(preprocess(tf.constant(chunk))) for chunk in reader.chunks(CHUNK_FRAMES))
         for _, _, frames in presets.stream_windows(crops, preset.window):
             windows += 1
-            if pending and len(frames) != len(pending[0]):
-                outputs.append(crop_features(np.stack(pending)).numpy())
-                pending = []
+            if pending and len(frames) != len(pending[0]):  # a batch holds windows of one length
+                run_pending()
             pending.append(frames)
             if len(pending) == batch:
-                outputs.append(crop_features(np.stack(pending)).numpy())
-                pending = []
-        if pending:
-            outputs.append(crop_features(np.stack(pending)).numpy())
+                run_pending()
+        run_pending()
         if not reader.frames_read:
             raise decoding.VideoReadError(f"{reader.path}: no frames at {preset.fps} fps")
         features = np.concatenate([out.reshape(-1, i3d.FEATURE_DIM) for out in outputs]).astype(np.float32)
@@ -288,8 +290,9 @@ def _write_lines(path, records):
 
 
 def pending_videos(videos, output_dir, info):
-    """(the manifest records of videos already done, {video_id: path} still to do). Done means a manifest line and
-    a .npy; a manifest made with another preset or other weights is refused rather than mixed with."""
+    """(the manifest records to keep, {video_id: path} of `videos` still to do). A video is done when it has a
+    manifest line and a .npy; records of other videos in the folder are kept too. A manifest made with another preset
+    or other weights is refused rather than mixed with."""
     records = read_manifest(output_dir)
     for record in records.values():
         for key in ("preset", "weights_sha256"):
@@ -298,12 +301,12 @@ def pending_videos(videos, output_dir, info):
                     f"{os.path.join(output_dir, MANIFEST)}: {record['video_id']} was extracted with {key} "
                     f"{record.get(key)!r}, not {info[key]!r}: use another --output_dir"
                 )
-    done = {
+    kept = {
         video_id: record
         for video_id, record in records.items()
-        if video_id in videos and tf.io.gfile.exists(feature_path(output_dir, video_id))
+        if tf.io.gfile.exists(feature_path(output_dir, video_id))
     }
-    return done, {video_id: path for video_id, path in videos.items() if video_id not in done}
+    return kept, {video_id: path for video_id, path in videos.items() if video_id not in kept}
 
 
 @dataclasses.dataclass
@@ -322,8 +325,7 @@ def extract_videos(videos, output_dir, weights_path, preset, batch=8, verbose=Tr
     found = list_videos(videos)
     info = run_info(preset, weights_path)
     tf.io.gfile.makedirs(os.path.join(output_dir, FEATURES_DIR))
-    done, todo = pending_videos(found, output_dir, info)
-    records = dict(done)
+    records, todo = pending_videos(found, output_dir, info)
     write_manifest(output_dir, records)  # drops lines cut by a kill and records of videos whose .npy is gone
     failed = {}
     if todo:
@@ -344,7 +346,7 @@ def extract_videos(videos, output_dir, weights_path, preset, batch=8, verbose=Tr
         progress.done()
     write_manifest(output_dir, records)
     write_failures(output_dir, failed)
-    return Summary(extracted=len(todo) - len(failed), skipped=len(done), failed=failed)
+    return Summary(extracted=len(todo) - len(failed), skipped=len(found) - len(todo), failed=failed)
 
 
 class Progress:

@@ -147,6 +147,25 @@ def test_beam_pipeline_writes_byte_identical_files(video_dir, weights_file, refe
     assert (again.extracted, again.skipped) == (0, 3)  # the corrupt one is tried again, and fails again
 
 
+def test_a_list_file_rerun_keeps_the_other_videos_records(video_dir, weights_file, reference_run, tmp_path):
+    output = tmp_path / "copy"
+    (output / "features").mkdir(parents=True)
+    for name in ("features/long.npy", "features/mid.npy", "features/short.npy", "manifest.jsonl"):
+        (output / name).write_bytes((reference_run / name).read_bytes())
+    (output / "manifest.jsonl").write_text((reference_run / "manifest.jsonl").read_text() + '{"video_id": "sh')  # torn
+    listing = tmp_path / "list.txt"
+    listing.write_text(
+        f"# one video, by a path relative to this file\n\n{os.path.relpath(video_dir, tmp_path)}/mid.mp4\n"
+    )
+    summary = extraction.extract_videos(str(listing), str(output), str(weights_file), "vslnet_charades", verbose=False)
+    assert (summary.extracted, summary.skipped, summary.failed) == (0, 1, {})
+    assert (output / "manifest.jsonl").read_text() == (reference_run / "manifest.jsonl").read_text()
+    (listing.parent / "mid.mp4").write_bytes(b"")
+    listing.write_text(f"{os.path.relpath(video_dir, tmp_path)}/mid.mp4\nmid.mp4\n")
+    with pytest.raises(ValueError, match="have the same video id 'mid'"):
+        extraction.extract_videos(str(listing), str(output), str(weights_file), "vslnet_charades")
+
+
 def test_a_folder_made_with_other_weights_is_refused(video_dir, reference_run, tmp_path):
     other = tmp_path / "other.weights.h5"
     weights.save(i3d.build(num_classes=3), other)

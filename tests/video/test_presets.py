@@ -136,3 +136,17 @@ def test_crop_offsets_round_half_to_even():
     np.testing.assert_array_equal(got, frames[:, 2:226, 2:226])
     with pytest.raises(tf.errors.InvalidArgumentError, match="smaller than the 224 x 224 crop"):
         transforms.centre_crop(tf.zeros([1, 200, 300, 3]), 224)
+
+
+def test_the_video_stage_imports_no_later_stage():
+    """nlvl_tf/__init__.py: video is the first stage; besides itself it may use the root modules only."""
+    import pathlib
+    import re
+
+    stages = {"data", "model", "eval", "train", "serve", "demo", "export"}
+    for path in pathlib.Path(presets.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        used = set(re.findall(r"^\s*(?:from|import) nlvl_tf\.(\w+)", text, flags=re.MULTILINE))
+        for names in re.findall(r"^\s*from nlvl_tf import ([\w, ]+)", text, flags=re.MULTILINE):
+            used |= {name.strip() for name in names.split(",")}
+        assert not used & stages, (path.name, used & stages)
