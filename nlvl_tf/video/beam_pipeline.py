@@ -38,7 +38,7 @@ class ExtractVideo(beam.DoFn):
             yield beam.pvalue.TaggedOutput(FAILED, (video_id, str(error)))
 
 
-def run(videos, output_dir, weights_path, preset, batch=8, runner="DirectRunner", options=()):
+def run(videos, output_dir, weights_path, preset, batch=4, runner="DirectRunner", options=()):
     """Runs the pipeline; returns an extraction.Summary. `options` are more Beam pipeline options
     (["--project=p", "--region=r", ...])."""
     preset = presets.get(preset)

@@ -141,7 +141,7 @@ def _single_output(function):
     return call
 
 
-def features_from_video(path, extractor, preset=None, batch=8):
+def features_from_video(path, extractor, preset=None, batch=4):
     """A video file -> VideoFeatures, streaming (decoding in Python, the rest in `extractor`'s graph).
 
     Args:
@@ -316,7 +316,7 @@ class Summary:
     failed: dict  # {video_id: error message}
 
 
-def extract_videos(videos, output_dir, weights_path, preset, batch=8, verbose=True):
+def extract_videos(videos, output_dir, weights_path, preset, batch=4, verbose=True):
     """Extracts every video of `videos` (a directory or list file) into `output_dir`; returns a Summary.
 
     Prints a progress bar and one line per unreadable video (to stderr) when `verbose`.

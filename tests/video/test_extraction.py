@@ -61,6 +61,7 @@ def reference_run(video_dir, weights_file, tmp_path_factory):
 
 def test_streamed_features_equal_i3d_on_the_rule_s_windows(video_dir, extractor):
     preset = presets.get("vslnet_charades")
+    streamed = {}
     for video_id in ("long", "short"):
         path = video_dir / f"{video_id}.mp4"
         got = extraction.features_from_video(path, extractor, batch=1)
@@ -74,12 +75,11 @@ def test_streamed_features_equal_i3d_on_the_rule_s_windows(video_dir, extractor)
         assert got.features.shape == want.shape == (presets.feature_rows(len(frames), 24), 1024)
         assert (got.frames, got.fps, got.windows) == (len(frames), 24.0, len(presets.window_bounds(len(frames), 24)))
         np.testing.assert_allclose(got.features, want, atol=1e-5, rtol=1e-5)
+        streamed[video_id] = got.features
     assert got.features.shape[0] == 1 and got.frames == 4  # the short video: one row from 3 frames repeated to 9
     # The whole-video function (the SavedModel's serving_default) cuts the same windows in the graph.
     in_graph = extractor.video_features(tf.constant(decoding.read_all(video_dir / "long.mp4", 24)))
-    np.testing.assert_allclose(
-        in_graph.numpy(), extraction.features_from_video(video_dir / "long.mp4", extractor).features, atol=1e-5
-    )
+    np.testing.assert_allclose(in_graph.numpy(), streamed["long"], atol=1e-5)
 
 
 def test_the_window_rule_in_tensorflow_ops_is_the_rule():
@@ -230,11 +230,11 @@ print(json.dumps({"nlvl_tf_imported": any(m.startswith("nlvl_tf") for m in sys.m
 """
 
 
-def test_the_extractor_savedmodel_equals_python_in_a_fresh_process(video_dir, weights_file, extractor, tmp_path):
+def test_the_extractor_savedmodel_equals_python_in_a_fresh_process(video_dir, weights_file, reference_run, tmp_path):
+    """Against the Python extraction's files (reference_run, batch 2)."""
     export_dir = tmp_path / "extractor"
     export.export(weights_file, "vslnet_charades", export_dir)  # what experiments/export_extractor.py runs
     short = video_dir / "short.mp4"  # one window of 3 frames: the padding to 9 runs in the graph too
-    want = extraction.features_from_video(short, extractor)
     np.save(tmp_path / "frames.npy", decoding.read_all(short, 24))
     fresh = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(export_dir), str(tmp_path / "frames.npy"), str(tmp_path / "f.npy")],
@@ -249,8 +249,9 @@ def test_the_extractor_savedmodel_equals_python_in_a_fresh_process(video_dir, we
     assert report["nlvl_tf_imported"] is False and report["xla"] == [] and report["session_loader_equal"]
     assert report["metadata"]["preset"]["name"] == "vslnet_charades" and report["metadata"]["num_classes"] == 11
     assert report["metadata"]["weights_sha256"] == weights.fingerprint(weights_file)
-    np.testing.assert_allclose(np.load(tmp_path / "f.npy"), want.features, atol=1e-5)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "f.npy"), np.load(reference_run / "features" / "short.npy"), atol=1e-5
+    )
     loaded = tf.saved_model.load(str(export_dir))  # the helper the serving work calls, on the export
-    path = video_dir / "long.mp4"
-    want = extraction.features_from_video(path, extractor, batch=2)
-    np.testing.assert_allclose(extraction.features_from_video(path, loaded, batch=2).features, want.features, atol=1e-5)
+    got = extraction.features_from_video(video_dir / "long.mp4", loaded, batch=2)
+    np.testing.assert_allclose(got.features, np.load(reference_run / "features" / "long.npy"), atol=1e-5)
