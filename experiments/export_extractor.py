@@ -9,7 +9,7 @@ preprocess, crop_features, metadata (nlvl_tf/video/export.py). From Python,
 
 import json
 
-from absl import flags
+from absl import flags, logging
 
 from nlvl_tf import cli
 from nlvl_tf.video import export, presets
@@ -21,6 +21,8 @@ _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Where the SavedModel is w
 
 def main(argv):
     cli.reject_extra_arguments(argv)
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow logs every file it writes at INFO; -v 0 brings it back
     print(json.dumps(export.export(_WEIGHTS.value, _PRESET.value, _EXPORT_DIR.value)))
 
 

@@ -7,7 +7,7 @@
 Videos and weights must be readable where the workers run; --output_dir may be any path tf.io.gfile writes (gs://).
 """
 
-from absl import flags
+from absl import flags, logging
 
 from nlvl_tf import cli
 from nlvl_tf.video import beam_pipeline, extraction, presets
@@ -27,6 +27,8 @@ _OPTIONS = flags.DEFINE_list(
 
 def main(argv):
     cli.reject_extra_arguments(argv)
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Beam logs its set-up at INFO; -v 0 brings it back
     options = [f"--{option}" for option in _OPTIONS.value]
     summary = beam_pipeline.run(
         _VIDEOS.value, _OUTPUT_DIR.value, _WEIGHTS.value, _PRESET.value, _BATCH.value, _RUNNER.value, options

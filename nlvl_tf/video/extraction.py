@@ -123,12 +123,21 @@ class VideoFeatures:
 
 
 def _extractor_parts(extractor, preset):
-    """(preprocess, crop_features, preset) of a FeatureExtractor or a loaded extractor SavedModel."""
-    if preset is None:
-        preset = getattr(extractor, "preset", None)
-        if preset is None:  # a loaded SavedModel records its preset
-            preset = presets.Preset(**json.loads(extractor.metadata()["metadata"].numpy())["preset"])
-    return _single_output(extractor.preprocess), _single_output(extractor.crop_features), presets.get(preset)
+    """(preprocess, crop_features, preset) of a FeatureExtractor or a loaded extractor SavedModel. Another preset
+    than the extractor's may change the rate and the windows, not the preprocessing in the extractor's graph."""
+    own = getattr(extractor, "preset", None)
+    if own is None and hasattr(extractor, "metadata"):  # a loaded SavedModel records its preset
+        own = presets.Preset(**json.loads(np.asarray(extractor.metadata()["metadata"]).item())["preset"])
+    preset = presets.get(preset if preset is not None else own)
+    if own is not None and _preprocessing(own) != _preprocessing(preset):
+        raise ValueError(
+            f"the extractor preprocesses for preset {own.name!r}; preset {preset.name!r} resizes or crops otherwise"
+        )
+    return _single_output(extractor.preprocess), _single_output(extractor.crop_features), preset
+
+
+def _preprocessing(preset):
+    return preset.resize, preset.short_side, preset.crop_size
 
 
 def _single_output(function):

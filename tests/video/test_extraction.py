@@ -80,6 +80,11 @@ def test_streamed_features_equal_i3d_on_the_rule_s_windows(video_dir, extractor)
     # The whole-video function (the SavedModel's serving_default) cuts the same windows in the graph.
     in_graph = extractor.video_features(tf.constant(decoding.read_all(video_dir / "long.mp4", 24)))
     np.testing.assert_allclose(in_graph.numpy(), streamed["long"], atol=1e-5)
+    # vslnet_tacos_anet: every frame at the native rate (20 at 24 fps), 16-frame windows [0, 16) and [3, 19).
+    native = extraction.features_from_video(video_dir / "mid.mp4", extractor, preset="vslnet_tacos_anet")
+    assert (native.frames, native.fps, native.windows, len(native.features)) == (20, 24.0, 2, 2)
+    with pytest.raises(ValueError, match="preprocesses for preset 'vslnet_charades'; preset 'kinetics' resizes"):
+        extraction.features_from_video(video_dir / "mid.mp4", extractor, preset="kinetics")
 
 
 def test_the_window_rule_in_tensorflow_ops_is_the_rule():
