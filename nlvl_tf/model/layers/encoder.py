@@ -172,8 +172,8 @@ class FeatureEncoder(keras.layers.Layer):
 
     With `padding_semantics="authors"` the convolutions see every slot up to the end of the batch's longest sequence,
     padded ones included, and zeros only after it: the authors' computation on a batch padded to its longest member,
-    whatever the input's own padding. A short sequence's last (kernel_size // 2) x num_conv_layers outputs (12 at the
-    defaults) then depend on its batch.
+    whatever the input's own padding. A short sequence's outputs then depend on its batch: through the convolutions at
+    its last (kernel_size // 2) x num_conv_layers positions (12 at the defaults), and through self-attention at all.
 
     Args:
         num_heads: attention heads (8).
