@@ -62,6 +62,17 @@ SCHEMA = {
         ("predictor_head", "mlp", "span predictor head: mlp (the authors) or linear (the paper)"),
         ("highlight_lambda", 5.0, "weight of the highlighting loss (the authors 5, the paper 1)"),
         ("positive_weight", 2.0, "weight of positive positions in the highlighting and nil losses"),
+        (
+            "padding_semantics",
+            "invariant",
+            "invariant (outputs never depend on padding) or authors (their code: the encoder's convolutions and the "
+            "char CNN see the batch's padded slots; not for vslnet_l)",
+        ),
+        (
+            "cqa_output_bias",
+            False,
+            "a bias in CQA's output projection (the authors' PyTorch port; their TF code: none)",
+        ),
     ),
     "train": (
         ("batch_size", 16, "global training batch size"),
@@ -102,6 +113,8 @@ VSLNET_L_SCHEMA = (
     ("nil_lambda", 1.0, "weight of the nil prediction loss"),
 )
 MODEL_NAMES = ("vslbase", "vslnet", "vslnet_l")
+# How the layers treat padded positions (`model.layers.masking`, docs/model.md 9).
+PADDING_SEMANTICS = ("invariant", "authors")
 SMOKE = "smoke"
 # Flat keys of workdirs written before the nested tree whose names changed; the rest kept their names.
 _RENAMED_FLAT_KEYS = {
@@ -195,7 +208,13 @@ def check(config):
     """Refuses combinations no run can use, naming the keys."""
     if config.model.name not in MODEL_NAMES:
         raise ValueError(f"config.model.name must be one of {MODEL_NAMES}, got {config.model.name!r}")
+    if config.model.padding_semantics not in PADDING_SEMANTICS:
+        raise ValueError(
+            f"config.model.padding_semantics must be one of {PADDING_SEMANTICS}, got {config.model.padding_semantics!r}"
+        )
     if config.model.name == "vslnet_l":
+        if config.model.padding_semantics != "invariant":
+            raise ValueError("config.model.padding_semantics=authors is not available for vslnet_l (no authors' code)")
         if config.data.length_bucketing:
             raise ValueError("config.data.length_bucketing is not available for vslnet_l (it needs exactly n)")
         lengths = tuple(config.model.get("clip_lengths", ()))

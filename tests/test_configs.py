@@ -75,6 +75,11 @@ def test_unknown_variant_key_and_section_are_clear_errors():
         configs.apply_variant(configs.base_config(), {"a": {"modle": {}}}, "a")
     with pytest.raises(ValueError, match=r"config.model.clip_lengths \(7,\) must each divide"):
         configs.finish(configs.base_config(), "a", {"a": {"model": {"name": "vslnet_l", "clip_lengths": (7,)}}}, "a")
+    with pytest.raises(ValueError, match=r"padding_semantics must be one of \('invariant', 'authors'\), got 'pytorch'"):
+        configs.finish(configs.base_config(), "a", {"a": {"model": {"padding_semantics": "pytorch"}}}, "a")
+    with pytest.raises(ValueError, match="padding_semantics=authors is not available for vslnet_l"):
+        variant = {"model": {"name": "vslnet_l", "clip_lengths": (64,), "padding_semantics": "authors"}}
+        configs.finish(configs.base_config(), "a", {"a": variant}, "a")
     locked = configs.finish(configs.base_config(), "a", {"a": {}}, "a")
     with pytest.raises(AttributeError, match="hiden_size"):
         locked.model.hiden_size = 3

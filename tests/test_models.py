@@ -97,6 +97,8 @@ VARIANTS = {
     "vslnet_l": {},
     "vslbase_bilstm_cat": {"encoder_type": "bilstm", "attention_type": "cat"},
     "vslnet_paper_variant": {"use_char_cnn": False, "highlight_projection": False, "predictor_head": "linear"},
+    # Padding beyond the batch's longest video, query and word changes nothing in the authors' padding either.
+    "vslnet_authors": {"padding_semantics": "authors", "cqa_output_bias": True},
 }
 
 
@@ -301,6 +303,8 @@ def test_vslnet_l_n600_four_scales_forward_and_backward_batch_2():
         ({"name": "vslnet_xl"}, "config.model.name must be one of"),
         ({"encoder_type": "gru"}, "encoder_type"),
         ({"attention_type": "dot"}, "attention_type"),
+        ({"padding_semantics": "pytorch"}, "padding_semantics must be one of"),
+        ({"name": "vslnet_l", "padding_semantics": "authors"}, "VSLNet-L has no code of the authors"),
     ],
 )
 def test_unknown_choices_are_clear_errors(overrides, message):
@@ -314,7 +318,7 @@ def test_vslnet_l_rejects_a_length_that_is_not_a_multiple_of_every_clip():
         model(random_batch())
 
 
-@pytest.mark.parametrize("variant", ["vslnet", "vslnet_l", "vslbase_bilstm_cat"])
+@pytest.mark.parametrize("variant", ["vslnet", "vslnet_l", "vslbase_bilstm_cat", "vslnet_authors"])
 def test_tf_checkpoint_saves_and_restores_every_weight(variant, tmp_path):
     """tf.train.Checkpoint (what training and resume use) must see every variable, including sub-layers."""
     model = _model_for(variant)

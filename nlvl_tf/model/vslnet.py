@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from nlvl_tf.data import labels, text
 from nlvl_tf.model import losses
-from nlvl_tf.model.layers import attention, embedding, encoder, highlight, nil, predictor
+from nlvl_tf.model.layers import attention, embedding, encoder, highlight, masking, nil, predictor
 from nlvl_tf.model.layers import dropout as dropout_lib
 
 MODEL_TYPES = ("vslbase", "vslnet", "vslnet_l")
@@ -44,6 +44,9 @@ class VSLNet(keras.Model):
         predictor_head: "mlp" (authors) or "linear" (paper Eq. 4).
         highlight_lambda: weight of the highlighting loss (authors 5, paper 1).
         positive_weight: weight of positive positions in the highlighting (and nil) BCE.
+        padding_semantics: "invariant" (valid outputs never depend on padding) or "authors" (their computation:
+            the feature encoder's convolutions and the character CNN see the batch's padded slots; docs/model.md 10.1).
+        cqa_output_bias: a bias in CQA's output projection (the authors' PyTorch port; their TF code has none).
     """
 
     def __init__(
@@ -70,9 +73,13 @@ class VSLNet(keras.Model):
         predictor_head="mlp",
         highlight_lambda=5.0,
         positive_weight=2.0,
+        padding_semantics="invariant",
+        cqa_output_bias=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if padding_semantics not in masking.PADDING_SEMANTICS:
+            raise ValueError(f"padding_semantics must be one of {masking.PADDING_SEMANTICS}, got {padding_semantics!r}")
         if encoder_type not in ENCODERS:
             raise ValueError(f"encoder_type must be one of {ENCODERS}, got {encoder_type!r}")
         if attention_type not in ATTENTIONS:
@@ -103,6 +110,8 @@ class VSLNet(keras.Model):
             predictor_head=predictor_head,
             highlight_lambda=float(highlight_lambda),
             positive_weight=float(positive_weight),
+            padding_semantics=padding_semantics,
+            cqa_output_bias=bool(cqa_output_bias),
         )
         policy = self.dtype_policy
         self.word_embedding = embedding.WordEmbedding(
@@ -110,7 +119,14 @@ class VSLNet(keras.Model):
         )
         self.char_cnn = (
             embedding.CharacterCNN(
-                num_chars, char_dim, char_kernel_widths, char_filters, dropout=dropout, dtype=policy, name="char_cnn"
+                num_chars,
+                char_dim,
+                char_kernel_widths,
+                char_filters,
+                dropout=dropout,
+                padding_semantics=padding_semantics,
+                dtype=policy,
+                name="char_cnn",
             )
             if use_char_cnn
             else None
@@ -120,13 +136,20 @@ class VSLNet(keras.Model):
         self.video_projection = keras.layers.Dense(hidden_size, dtype=policy, name="video_projection")
         if encoder_type == "cmf":
             self.feature_encoder = encoder.FeatureEncoder(
-                num_heads, kernel_size, num_conv_layers, max_position, dropout, dtype=policy, name="feature_encoder"
+                num_heads,
+                kernel_size,
+                num_conv_layers,
+                max_position,
+                dropout,
+                padding_semantics=padding_semantics,
+                dtype=policy,
+                name="feature_encoder",
             )
         else:
             self.feature_encoder = encoder.BiLSTMEncoder(dtype=policy, name="feature_encoder")
         if attention_type == "cqa":
             self.cross_attention = attention.ContextQueryAttention(
-                dropout, dtype=policy, name="context_query_attention"
+                dropout, use_bias=cqa_output_bias, dtype=policy, name="context_query_attention"
             )
         else:
             self.cross_attention = attention.ConcatAttention(dtype=policy, name="concat_attention")
@@ -246,6 +269,8 @@ class VSLNetL(VSLNet):
     """
 
     def __init__(self, clip_lengths=(100, 120, 150, 200), nil_lambda=1.0, nil_max_position=None, **kwargs):
+        if kwargs.get("padding_semantics", "invariant") != "invariant":
+            raise ValueError("VSLNet-L has no code of the authors to follow: its padding_semantics must be 'invariant'")
         kwargs.setdefault("use_highlighting", True)
         super().__init__(**kwargs)
         clip_lengths = tuple(int(length) for length in clip_lengths)

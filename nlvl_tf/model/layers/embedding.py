@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from nlvl_tf.data.text import FIRST_WORD_ID, PAD_ID, UNK_ID
-from nlvl_tf.model.layers import arguments, dropout
+from nlvl_tf.model.layers import arguments, dropout, masking
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
@@ -83,19 +83,25 @@ class WordEmbedding(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
 class CharacterCNN(keras.layers.Layer):
-    """The authors' character CNN: char table (PAD row constant zero), parallel VALID convolutions of widths 1-4 with
-    10/20/30/40 filters, ReLU, max over positions, concatenated (100-d per word).
+    """The authors' character CNN: char table, parallel VALID convolutions of widths 1-4 with 10/20/30/40 filters,
+    ReLU, max over positions, concatenated (100-d per word).
 
-    The max runs over the windows that lie entirely inside the word (for a word shorter than the kernel, the first
-    window), so the result does not depend on how far the character axis is padded. The authors pad to the batch's
-    longest word and take every window, so their features for a short word change with the batch: not a small
-    difference (up to 3.1 on the 100-d features, measured against their PyTorch model with the same weights).
+    By default (`padding_semantics="invariant"`) the PAD row is a constant zero and the max runs over the windows that
+    lie entirely inside the word (for a word shorter than the kernel, the first window), so the result does not depend
+    on how far the character axis is padded. The authors pad to the batch's longest word and take every window, so
+    their features for a short word change with the batch: not a small difference (up to 3.1 on the 100-d features,
+    short words most, measured against their PyTorch model with the same weights). `padding_semantics="authors"`
+    computes exactly that: every window that starts within the batch's longest word (the first one if that word is
+    shorter than the kernel, where their code fails), whatever W is, with the PAD row a weight (`pad_vector`,
+    non-trainable: neither their TF constant nor their PyTorch `padding_idx` row ever learns) that holds the value of
+    an imported checkpoint.
 
     Args:
         num_chars: size of the character vocabulary including PAD (0) and UNK (1).
         char_dim: character embedding size (50).
         kernel_widths, filters: per-convolution widths and output channels.
         dropout: rate on the character embeddings, before the convolutions.
+        padding_semantics: "invariant" or "authors" (see above).
 
     Call arguments:
         char_ids: int [B, M, W] with W >= the largest kernel width.
@@ -106,10 +112,18 @@ class CharacterCNN(keras.layers.Layer):
     Example:
     >>> layer = CharacterCNN(num_chars=40)
     >>> features = layer(char_ids)  # [B, M, 100]
+    >>> as_the_authors = CharacterCNN(num_chars=40, padding_semantics="authors")(char_ids)
     """
 
     def __init__(
-        self, num_chars, char_dim=50, kernel_widths=(1, 2, 3, 4), filters=(10, 20, 30, 40), dropout=0.0, **kwargs
+        self,
+        num_chars,
+        char_dim=50,
+        kernel_widths=(1, 2, 3, 4),
+        filters=(10, 20, 30, 40),
+        dropout=0.0,
+        padding_semantics="invariant",
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.num_chars = arguments.positive_int("num_chars", num_chars)
@@ -121,11 +135,16 @@ class CharacterCNN(keras.layers.Layer):
         if len(self.kernel_widths) != len(self.filters):
             raise ValueError(f"kernel_widths {self.kernel_widths} and filters {self.filters} must have equal lengths")
         self.dropout = arguments.rate("dropout", dropout)
+        self.padding_semantics = arguments.choice("padding_semantics", padding_semantics, masking.PADDING_SEMANTICS)
 
     def build(self, char_ids_shape):
         self.char_table = self.add_weight(
             name="char_table", shape=(self.num_chars - 1, self.char_dim), initializer="glorot_uniform"
         )
+        if self.padding_semantics == "authors":
+            self.pad_vector = self.add_weight(
+                name="pad_vector", shape=(self.char_dim,), initializer="zeros", trainable=False
+            )
         # A tuple, which tf.train.Checkpoint tracks (a list of layers it would not see).
         self.convolutions = tuple(
             keras.layers.Conv1D(
@@ -146,15 +165,19 @@ class CharacterCNN(keras.layers.Layer):
                 f"widest kernel ({max(self.kernel_widths)}); pad words to at least that length"
             )
         char_table = tf.convert_to_tensor(self.char_table)
-        table = tf.concat([tf.zeros([1, self.char_dim], char_table.dtype), char_table], axis=0)
+        authors = self.padding_semantics == "authors"
+        pad_row = self.pad_vector[tf.newaxis] if authors else tf.zeros([1, self.char_dim], char_table.dtype)
+        table = tf.concat([tf.cast(pad_row, char_table.dtype), char_table], axis=0)
         outer_shape = tf.shape(char_ids)[:-1]
         chars = tf.reshape(char_ids, [-1, tf.shape(char_ids)[-1]])
         embedded = self.dropout_layer(tf.gather(table, chars), training=training)
         word_lengths = tf.reduce_sum(tf.cast(chars != PAD_ID, tf.int32), axis=-1)
+        # The characters whose windows are pooled: the word's own, or (authors) as many as the batch's longest word.
+        pooled_lengths = tf.fill(tf.shape(word_lengths), tf.reduce_max(word_lengths)) if authors else word_lengths
         pooled = []
         for width, conv in zip(self.kernel_widths, self.convolutions):
             windows = conv(embedded)
-            usable = tf.sequence_mask(tf.maximum(word_lengths - width + 1, 1), tf.shape(windows)[1])
+            usable = tf.sequence_mask(tf.maximum(pooled_lengths - width + 1, 1), tf.shape(windows)[1])
             pooled.append(tf.reduce_max(tf.where(usable[..., tf.newaxis], windows, tf.zeros_like(windows)), axis=1))
         features = tf.concat(pooled, axis=-1)
         return tf.reshape(features, tf.concat([outer_shape, [sum(self.filters)]], axis=0))
@@ -167,4 +190,5 @@ class CharacterCNN(keras.layers.Layer):
             "kernel_widths": self.kernel_widths,
             "filters": self.filters,
             "dropout": self.dropout,
+            "padding_semantics": self.padding_semantics,
         }

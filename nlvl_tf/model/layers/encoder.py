@@ -5,10 +5,12 @@
 projection, and a pre-LN linear feed-forward layer. ONE instance is shared by the video and the query (positional
 table included).
 
-Padding never changes valid outputs: the convolution inputs are zeroed at padded positions, and attention keys are
-masked. The authors convolve over the positional embeddings of padded slots, so their last valid outputs depend on
-how far a batch is padded: measured against their PyTorch model with the same weights, up to 3.3 in the start logits
-and 1.7 in the end logits on a padded batch (docs/model.md 9).
+By default (`padding_semantics="invariant"`) padding never changes valid outputs: the convolution inputs are zeroed
+at padded positions, and attention keys are masked. The authors pad a batch to its longest member and convolve over
+whatever its padded slots hold (the video projection's bias plus the positional embedding), so their last valid
+outputs depend on the batch: measured against their PyTorch model with the same weights, up to 3.3 in the start
+logits and 1.7 in the end logits on a padded batch. `padding_semantics="authors"` computes exactly that
+(docs/model.md 9 and 10.1).
 """
 
 import math
@@ -121,9 +123,9 @@ class ConvBlock(keras.layers.Layer):
     """One residual depthwise-separable convolution of the feature encoder: x + dropout(pointwise(depthwise(LN(x)))),
     with ReLU after the pointwise projection.
 
-    The LayerNorm output is zeroed at padded positions before the convolution, so padding never reaches a valid
-    position (the authors convolve over whatever the padded slots hold: their last valid outputs depend on how far
-    a batch is padded).
+    The LayerNorm output is zeroed where `mask` is False before the convolution. With the sequences' own mask,
+    padding never reaches a valid position; `FeatureEncoder` in the authors' padding passes the batch's extent
+    instead, so padded slots take part as in their code.
 
     Args:
         kernel_size: depthwise convolution width (odd).
@@ -168,31 +170,49 @@ class FeatureEncoder(keras.layers.Layer):
     Learned positional embedding, `num_conv_layers` x `ConvBlock`, pre-LayerNorm multi-head self-attention without
     output projection, and a pre-LayerNorm linear feed-forward layer, each with dropout and a residual sum.
 
+    With `padding_semantics="authors"` the convolutions see every slot up to the end of the batch's longest sequence,
+    padded ones included, and zeros only after it: the authors' computation on a batch padded to its longest member,
+    whatever the input's own padding. A short sequence's outputs then depend on its batch: through the convolutions at
+    its last (kernel_size // 2) x num_conv_layers positions (12 at the defaults), and through self-attention at all.
+
     Args:
         num_heads: attention heads (8).
         kernel_size: depthwise convolution width (7).
         num_conv_layers: convolution blocks (4).
         max_position: size of the learned positional table; longer inputs are an error.
         dropout: rate used after every sub-layer and on the attention probabilities.
+        padding_semantics: "invariant" (valid outputs never depend on padding) or "authors" (see above).
 
     Call arguments:
-        inputs: [B, L, d]; mask: [B, L] bool.
+        inputs: [B, L, d]; mask: [B, L] bool, a prefix of True values per row.
 
     Returns:
-        [B, L, d]. Values at padded positions are meaningless; valid positions do not depend on them.
+        [B, L, d]. Values at padded positions are meaningless; with "invariant", valid positions do not depend on
+        them.
 
     Example:
     >>> encoder = FeatureEncoder(num_heads=8, kernel_size=7, num_conv_layers=4, max_position=128, dropout=0.2)
     >>> encoded = encoder(features, mask)
+    >>> as_the_authors = FeatureEncoder(max_position=128, padding_semantics="authors")(features, mask)
     """
 
-    def __init__(self, num_heads=8, kernel_size=7, num_conv_layers=4, max_position=128, dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        num_heads=8,
+        kernel_size=7,
+        num_conv_layers=4,
+        max_position=128,
+        dropout=0.0,
+        padding_semantics="invariant",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_heads = arguments.positive_int("num_heads", num_heads)
         self.kernel_size = arguments.positive_int("kernel_size", kernel_size)
         self.num_conv_layers = arguments.positive_int("num_conv_layers", num_conv_layers)
         self.max_position = arguments.positive_int("max_position", max_position)
         self.dropout = arguments.rate("dropout", dropout)
+        self.padding_semantics = arguments.choice("padding_semantics", padding_semantics, masking.PADDING_SEMANTICS)
 
     def build(self, inputs_shape, mask_shape=None):
         hidden_size = inputs_shape[-1]
@@ -226,8 +246,9 @@ class FeatureEncoder(keras.layers.Layer):
         if length is not None and length > self.max_position:
             raise ValueError(f"{self.name}: sequence length {length} exceeds max_position={self.max_position}")
         x = inputs + self.positional_embedding[: tf.shape(inputs)[1]]
+        conv_mask = masking.batch_extent(mask) if self.padding_semantics == "authors" else mask
         for block in self.conv_blocks:
-            x = block(x, mask, training=training)
+            x = block(x, conv_mask, training=training)
         y = self.dropout_layer(self.attention_norm(x), training=training)
         y = self.attention(y, mask, training=training)
         x = x + self.dropout_layer(y, training=training)
@@ -242,6 +263,7 @@ class FeatureEncoder(keras.layers.Layer):
             "num_conv_layers": self.num_conv_layers,
             "max_position": self.max_position,
             "dropout": self.dropout,
+            "padding_semantics": self.padding_semantics,
         }
 
 

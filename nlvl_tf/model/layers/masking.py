@@ -6,6 +6,8 @@ positions, because -1e30 is not representable in float16 (mixed precision keeps 
 
 import tensorflow as tf
 
+from nlvl_tf import configs
+
 MASK_VALUE = -1e30
 
 
@@ -29,3 +31,16 @@ def masked_softmax(logits, mask, axis=-1):
 def zero_padding(features, mask):
     """Zeroes padded positions of `features` [B, L, d] given `mask` [B, L], keeping the features' dtype."""
     return features * tf.cast(mask, features.dtype)[..., tf.newaxis]
+
+
+# How layers treat padded positions (config.model.padding_semantics, docs/model.md 9 and 10.1). "invariant":
+# convolutions see zeros there and the character CNN pools only over windows inside the word, so outputs at valid
+# positions never depend on padding. "authors": the authors' computation, where a batch is padded to its longest
+# member and padded slots are convolved like any other.
+PADDING_SEMANTICS = configs.PADDING_SEMANTICS
+
+
+def batch_extent(mask):
+    """The positions before the end of the batch's longest sequence, as a mask shaped like `mask` [B, L] (prefix
+    masks): the slots a batch padded to its longest member holds, the authors' padding."""
+    return tf.broadcast_to(tf.reduce_any(mask, axis=0, keepdims=True), tf.shape(mask))
