@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 from absl import flags
 
-from nlvl_tf import cli
+from nlvl_tf import cli, errors
 
 _TFDS_BUILDERS = pathlib.Path(__file__).resolve().parents[1] / "tfds_builders"
 
@@ -46,7 +46,7 @@ def write_placeholder_manual_dir(
     for source in builder.annotation_sources():
         original, link = annotation_dir / source.file_name, manual_dir / source.file_name
         if not original.exists():
-            raise FileNotFoundError(f"{original} not found ({builder.name}/{builder.builder_config.name} reads it)")
+            raise errors.NotFoundError(f"{original} not found ({builder.name}/{builder.builder_config.name} reads it)")
         if not link.exists():
             link.symlink_to(original.resolve())
         files[source.file_name] = link

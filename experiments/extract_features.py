@@ -13,7 +13,7 @@ pipeline on that runner and writes the same files (videos and weights must be re
 
 from absl import flags, logging
 
-from nlvl_tf import cli
+from nlvl_tf import cli, errors
 from nlvl_tf.video import beam_pipeline, extraction, presets
 
 _VIDEOS = flags.DEFINE_string("videos", None, "A folder of videos, or a text file listing one video path per line.")
@@ -40,7 +40,7 @@ def main(argv):
         options = [f"--{option}" for option in _OPTIONS.value]
         summary = beam_pipeline.run(*args, runner=_RUNNER.value, options=options)
     elif _OPTIONS.value:
-        raise ValueError("--beam_pipeline_options needs --runner (a Beam runner)")
+        raise errors.InputError("--beam_pipeline_options needs --runner (a Beam runner)")
     else:
         summary = extraction.extract_videos(*args)
     extraction.report(summary)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 from absl import flags
 
-from nlvl_tf import cli
+from nlvl_tf import cli, errors
 from nlvl_tf.serve import localizer as localizer_lib
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An export written by export.py.")
@@ -24,12 +24,12 @@ def load_features(path, length):
     try:
         features = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
-        raise ValueError(f"--features={path}: cannot read a .npy array ({error})") from error
+        raise errors.InputError(f"--features={path}: cannot read a .npy array ({error})") from error
     if features.ndim != 2:
-        raise ValueError(f"--features={path}: expected a [T, D] array, got shape {list(features.shape)}")
+        raise errors.InputError(f"--features={path}: expected a [T, D] array, got shape {list(features.shape)}")
     if length is not None:
         if not 1 <= length <= len(features):
-            raise ValueError(f"--length={length} must be in [1, {len(features)}] (the rows in {path})")
+            raise errors.InputError(f"--length={length} must be in [1, {len(features)}] (the rows in {path})")
         features = features[:length]
     return features
 

@@ -15,8 +15,11 @@ import tempfile
 
 from absl import app, flags, logging
 
-# Errors a user's input or files cause; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, UnicodeError)
+from nlvl_tf import errors
+
+# Errors a user's input, files or configuration cause (the project's own types); anything else is a bug and keeps its
+# traceback.
+USER_ERRORS = (errors.UserError,)
 # Faults outside the input (a multi_worker peer lost): one line too, with an exit status of their own (3), after which
 # the same command resumes.
 FAULTS = (ConnectionError,)
@@ -144,14 +147,10 @@ def reject_extra_arguments(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
-def _message(error):
-    return error.args[0] if isinstance(error, KeyError) and error.args else error
-
-
 def _report(error, status):
     if os.environ.get("NLVL_TRACEBACK"):
         logging.exception("error")
-    print(f"error: {_message(error)}", file=sys.stderr)
+    print(f"error: {error}", file=sys.stderr)
     sys.exit(status)
 
 
@@ -167,7 +166,7 @@ def _parse_flags(argv):
             raise
         hint = re.search(r'Did you mean "(\w+)"', str(error))
         _report(
-            ValueError(
+            errors.InputError(
                 f"{flag.split('=')[0]}: the config has no key {key.group(1)!r}"
                 + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
             ),

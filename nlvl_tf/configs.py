@@ -19,6 +19,8 @@ import importlib.util
 
 import ml_collections
 
+from nlvl_tf import errors
+
 # (key, default, meaning) per section. `base_config` builds the tree from these and `describe` prints them.
 SCHEMA = {
     "data": (
@@ -143,7 +145,7 @@ def parse_arg(arg, default_variant):
     smoke = SMOKE in parts
     variants = [part for part in parts if part != SMOKE]
     if len(variants) > 1:
-        raise ValueError(f"config argument {arg!r}: one variant (and optionally ',smoke'), got {variants}")
+        raise errors.InputError(f"config argument {arg!r}: one variant (and optionally ',smoke'), got {variants}")
     return (variants[0] if variants else default_variant), smoke
 
 
@@ -154,18 +156,20 @@ def apply_variant(config, variants, variant):
         ValueError: an unknown variant (listing the known ones) or a key the sections do not have.
     """
     if variant not in variants:
-        raise ValueError(f"unknown config variant {variant!r}; known variants: {', '.join(sorted(variants))}")
+        raise errors.InputError(f"unknown config variant {variant!r}; known variants: {', '.join(sorted(variants))}")
     overrides = variants[variant]
     model_name = overrides.get("model", {}).get("name", config.model.name)
     for section, values in overrides.items():
         if section not in SCHEMA:
-            raise ValueError(f"variant {variant!r} sets unknown config section {section!r}")
+            raise errors.InputError(f"variant {variant!r} sets unknown config section {section!r}")
         allowed = set(config[section].keys())
         if section == "model" and model_name == "vslnet_l":
             allowed |= {key for key, _, _ in VSLNET_L_SCHEMA}
         unknown = sorted(set(values) - allowed)
         if unknown:
-            raise ValueError(f"variant {variant!r} sets unknown config keys {[f'{section}.{k}' for k in unknown]}")
+            raise errors.InputError(
+                f"variant {variant!r} sets unknown config keys {[f'{section}.{k}' for k in unknown]}"
+            )
     if model_name == "vslnet_l":
         for key, default, _ in VSLNET_L_SCHEMA:
             if key not in config.model:
@@ -207,26 +211,28 @@ def finish(config, arg, variants, default_variant):
 def check(config):
     """Refuses combinations no run can use, naming the keys."""
     if config.model.name not in MODEL_NAMES:
-        raise ValueError(f"config.model.name must be one of {MODEL_NAMES}, got {config.model.name!r}")
+        raise errors.InputError(f"config.model.name must be one of {MODEL_NAMES}, got {config.model.name!r}")
     if config.model.padding_semantics not in PADDING_SEMANTICS:
-        raise ValueError(
+        raise errors.InputError(
             f"config.model.padding_semantics must be one of {PADDING_SEMANTICS}, got {config.model.padding_semantics!r}"
         )
     if config.model.name == "vslnet_l":
         if config.model.padding_semantics != "invariant":
-            raise ValueError("config.model.padding_semantics=authors is not available for vslnet_l (no authors' code)")
+            raise errors.InputError(
+                "config.model.padding_semantics=authors is not available for vslnet_l (no authors' code)"
+            )
         if config.data.length_bucketing:
-            raise ValueError("config.data.length_bucketing is not available for vslnet_l (it needs exactly n)")
+            raise errors.InputError("config.data.length_bucketing is not available for vslnet_l (it needs exactly n)")
         lengths = tuple(config.model.get("clip_lengths", ()))
         bad = [length for length in lengths if config.data.max_video_len % length]
         if not lengths or bad:
-            raise ValueError(
+            raise errors.InputError(
                 f"config.model.clip_lengths {lengths} must each divide config.data.max_video_len="
                 f"{config.data.max_video_len}"
             )
     for section, key in (("eval", "selection"), ("export", "selection")):
         if config[section][key] not in ("pm", "u"):
-            raise ValueError(f"config.{section}.{key} must be pm or u, got {config[section][key]!r}")
+            raise errors.InputError(f"config.{section}.{key} must be pm or u, got {config[section][key]!r}")
 
 
 def resolve(config, video_feature_dim):
@@ -234,7 +240,7 @@ def resolve(config, video_feature_dim):
     the positional table size. Called once when training starts; the result is what config.json records."""
     configured = config.data.video_feature_dim or config.model.video_feature_dim
     if configured and configured != video_feature_dim:
-        raise ValueError(
+        raise errors.InputError(
             f"config.data.video_feature_dim={configured} but dataset {config.data.dataset}/"
             f"{config.data.dataset_config} has {video_feature_dim}-d features"
         )
@@ -255,7 +261,7 @@ def from_flat(values):
     names.update({"seed": (None, "seed"), "variant": (None, "variant")})
     for key, value in values.items():
         if key not in names:
-            raise ValueError(f"flat config has an unknown key {key!r}")
+            raise errors.InputError(f"flat config has an unknown key {key!r}")
         section, name = names[key]
         value = tuple(value) if name in _TUPLE_KEYS else value
         if section is None:
@@ -277,23 +283,23 @@ def from_saved(values):
     """The config of a config.json: the nested tree over the current defaults (keys added since keep their
     default), or a flat one of nlvl-tf 0.1 mapped by `from_flat`."""
     if not isinstance(values, dict):
-        raise ValueError(f"a saved config is a JSON object, got {type(values).__name__}")
+        raise errors.InputError(f"a saved config is a JSON object, got {type(values).__name__}")
     if "data" not in values:
         return from_flat(values)
     config = base_config()
     for key, value in values.items():
         if key in SCHEMA:
             if not isinstance(value, dict):
-                raise ValueError(f"config section {key!r} must be an object, got {value!r}")
+                raise errors.InputError(f"config section {key!r} must be an object, got {value!r}")
             unknown = set(value) - set(config[key].keys()) - {k for k, _, _ in VSLNET_L_SCHEMA}
             if unknown:
-                raise ValueError(f"config section {key!r} has unknown keys {sorted(unknown)}")
+                raise errors.InputError(f"config section {key!r} has unknown keys {sorted(unknown)}")
             for name, item in value.items():
                 config[key][name] = tuple(item) if name in _TUPLE_KEYS else item
         elif key in ("seed", "variant"):
             config[key] = value
         else:
-            raise ValueError(f"unknown config key {key!r}")
+            raise errors.InputError(f"unknown config key {key!r}")
     return config
 
 

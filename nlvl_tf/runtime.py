@@ -15,6 +15,8 @@ from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
 from tensorflow.python.distribute import multi_worker_util
 from tensorflow.python.eager import context
 
+from nlvl_tf import errors
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # What a collective op raises when a peer died, hung or never connected (once the coordination service notices).
 PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)
@@ -39,12 +41,12 @@ def make_strategy(train_config):
     config = train_config
     name = config.strategy
     if name not in STRATEGIES:
-        raise ValueError(f"config.train.strategy must be one of {STRATEGIES}, got {name!r}")
+        raise errors.InputError(f"config.train.strategy must be one of {STRATEGIES}, got {name!r}")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError(
+            raise errors.InputError(
                 "config.train.strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task)"
             )
         json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here with the JSON error
@@ -61,7 +63,7 @@ def make_strategy(train_config):
                 physical, [tf.config.LogicalDeviceConfiguration()] * config.num_cpu_replicas
             )
         except RuntimeError as error:
-            raise RuntimeError(
+            raise errors.InputError(
                 f"mirrored strategy on CPU needs {config.num_cpu_replicas} logical CPU devices, "
                 f"configured before TensorFlow starts: {error}"
             ) from error
@@ -79,7 +81,7 @@ def use_xla(train_config):
         return bool(tf.config.list_physical_devices("GPU"))
     if value in ("true", "false"):
         return value == "true"
-    raise ValueError(f"config.train.xla must be auto, true or false, got {train_config.xla!r}")
+    raise errors.InputError(f"config.train.xla must be auto, true or false, got {train_config.xla!r}")
 
 
 def worker_scratch_dir(workdir, strategy):

@@ -9,7 +9,7 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
-from nlvl_tf import configs
+from nlvl_tf import configs, errors
 
 CONFIG_FILE = "config.json"
 VOCABULARY_DIR = "vocabulary"
@@ -27,7 +27,7 @@ _SEED_DIR = re.compile(r"seed_(\d+)")
 _CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index")
 
 
-class UnreadableCheckpointError(ValueError):
+class UnreadableCheckpointError(errors.InputError):
     """A checkpoint that does not read back whole: partly written, truncated or corrupt."""
 
 
@@ -63,16 +63,16 @@ def load_config(workdir):
     """The resolved config a training run saved in `workdir` (a flat config.json of nlvl-tf 0.1 is mapped)."""
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: {workdir!r} is not a training workdir (train.py writes it)")
+        raise errors.NotFoundError(f"{path} not found: {workdir!r} is not a training workdir (train.py writes it)")
     with open(path, encoding="utf-8") as f:
         try:
             values = json.load(f)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{error.lineno}:{error.colno}: not a saved config ({error.msg})") from None
+            raise errors.InputError(f"{path}:{error.lineno}:{error.colno}: not a saved config ({error.msg})") from None
     try:
         return configs.from_saved(values)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise errors.InputError(f"{path}: {error}") from None
 
 
 def checkpoints_newest_first(directory):
@@ -131,6 +131,6 @@ def restore(checkpoint, path, partial=False):
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         reason = str(error).strip().splitlines()[0][:300]
-        raise ValueError(
+        raise errors.InputError(
             f"checkpoint {path} does not fit this model (was the config changed since it was written?): {reason}"
         ) from None

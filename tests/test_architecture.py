@@ -7,7 +7,7 @@ import re
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "nlvl_tf"
 STAGES = ("video", "data", "model", "eval", "train", "serve")
-SHARED = ("configs", "cli", "runtime", "workdir")
+SHARED = ("configs", "cli", "errors", "runtime", "workdir")
 # Modules that run the whole loop or keep an old import path alive may import any stage.
 TOP = ("demo", "export")
 

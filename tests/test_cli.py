@@ -19,11 +19,13 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SMOKE = f"{REPO}/experiments/configs/synthetic.py:smoke"
 RAISES = """
 import sys
-from nlvl_tf import cli
-errors = {"user": ValueError("input.txt:3: start must be a number"), "missing": KeyError("the config has no 'n'"),
-          "fault": ConnectionError("multi_worker: lost contact with another worker"), "bug": ZeroDivisionError("x")}
+from nlvl_tf import cli, errors
+raised = {"user": errors.InputError("input.txt:3: start must be a number"),
+          "missing": errors.NotFoundError("no checkpoint in W/best"),
+          "fault": ConnectionError("multi_worker: lost contact with another worker"), "bug": ZeroDivisionError("x"),
+          "bug_value": ValueError("a library's own ValueError")}
 def main(argv):
-    raise errors[argv[1]]
+    raise raised[argv[1]]
 cli.run(main)
 """
 
@@ -50,7 +52,7 @@ def error_line(result):
     "kind, status, message",
     [
         ("user", 2, "error: input.txt:3: start must be a number"),
-        ("missing", 2, "error: the config has no 'n'"),
+        ("missing", 2, "error: no checkpoint in W/best"),
         ("fault", 3, "error: multi_worker: lost contact with another worker"),
     ],
 )
@@ -62,6 +64,8 @@ def test_user_errors_and_faults_are_one_line_with_their_status(tmp_path, kind, s
 def test_a_bug_keeps_its_traceback_and_nlvl_traceback_shows_a_user_errors():
     bug = run("-c", RAISES, "bug")
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "ZeroDivisionError: x" in bug.stderr
+    library = run("-c", RAISES, "bug_value")  # only the project's own error types are user errors
+    assert library.returncode == 1 and "ValueError: a library's own ValueError" in library.stderr
     shown = run("-c", RAISES, "user", env={"NLVL_TRACEBACK": "1"})
     assert shown.returncode == 2 and "Traceback" in shown.stderr and "error: input.txt:3" in shown.stderr
 

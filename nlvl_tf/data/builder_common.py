@@ -22,6 +22,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
+from nlvl_tf import errors
+
 FEATURES_DIR = "features"
 # Times within this many seconds outside [0, duration] are float noise (ActivityNet stores
 # 86.29 vs 86.28999999999999): they are clipped like the rest but not counted as repairs.
@@ -35,7 +37,7 @@ VIDEOX_2D_TAN_DATA = (
 )
 
 
-class AnnotationFormatError(ValueError):
+class AnnotationFormatError(errors.InputError):
     """A malformed annotation record. The message starts with where it is (file:line, or file and JSON entry)."""
 
 
@@ -223,7 +225,7 @@ def resolve_annotation_files(
         if local.exists():
             paths[source.file_name] = local
         elif source.url is None:
-            raise FileNotFoundError(
+            raise errors.NotFoundError(
                 f"{local} not found: {source.file_name} has no public download, put it in the manual dir"
             )
         else:
@@ -267,17 +269,17 @@ def load_features(path: epath.Path, feature_dim: int) -> np.ndarray:
         with path.open("rb") as f:
             array = np.load(f, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
-        raise ValueError(f"{path}: cannot read a .npy array: {error}") from None
+        raise errors.InputError(f"{path}: cannot read a .npy array: {error}") from None
     if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"{path}: features must be floating point, got dtype {array.dtype}")
+        raise errors.InputError(f"{path}: features must be floating point, got dtype {array.dtype}")
     if array.ndim != 2 or array.shape[1] != feature_dim:
-        raise ValueError(f"{path}: features must have shape [T, {feature_dim}], got {list(array.shape)}")
+        raise errors.InputError(f"{path}: features must have shape [T, {feature_dim}], got {list(array.shape)}")
     if array.shape[0] == 0:
-        raise ValueError(f"{path}: features have zero rows")
+        raise errors.InputError(f"{path}: features have zero rows")
     with np.errstate(over="ignore"):  # values beyond float32's range become Inf, refused below
         array = array.astype(np.float32)
     if not np.isfinite(array).all():
-        raise ValueError(f"{path}: features contain NaN or Inf (in float32)")
+        raise errors.InputError(f"{path}: features contain NaN or Inf (in float32)")
     return array
 
 
@@ -332,7 +334,9 @@ class AnnotatedVideoBuilder(tfds.core.GeneratorBasedBuilder):
         splits = self.read_annotation_files(resolve_annotation_files(dl_manager, self.annotation_sources()))
         feature_dir = dl_manager.manual_dir / FEATURES_DIR
         if not feature_dir.is_dir():
-            raise FileNotFoundError(f"{feature_dir} not found: put one <video_id>.npy of shape [T, D] per video there")
+            raise errors.NotFoundError(
+                f"{feature_dir} not found: put one <video_id>.npy of shape [T, D] per video there"
+            )
         reports = {}
         for name, split in splits.items():
             missing = [vid for vid in split.videos if not (feature_dir / f"{vid}.npy").exists()]

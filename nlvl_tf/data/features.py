@@ -12,10 +12,12 @@ bin (L = 10, n = 4: {0,1}, {2,3,4}, {5,6,7}, {8,9}). `include_last=False` reprod
 
 import tensorflow as tf
 
+from nlvl_tf import errors
+
 
 def _check_max_length(max_length):
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"max_length must be a positive Python int, got {max_length!r}")
+        raise errors.InputError(f"max_length must be a positive Python int, got {max_length!r}")
 
 
 def resample(features, max_length, include_last=True):

@@ -23,6 +23,7 @@ import typing
 import numpy as np
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf.data import features as features_lib
 from nlvl_tf.data import labels, text
 
@@ -78,7 +79,7 @@ class SplitData:
     def from_videos(cls, videos, data_config):
         """Reads a dataset of TFDS video examples once (resampling, labels); see the module docstring."""
         if tf.distribute.has_strategy():
-            raise ValueError(
+            raise errors.InputError(
                 "input pipeline: build SplitData outside strategy.scope() (its feature table, a "
                 "variable, would be mirrored to every replica)"
             )
@@ -138,7 +139,7 @@ def _collect(videos):
         for key in columns:
             columns[key].append(video[key])
     if not columns["video_id"]:
-        raise ValueError("input pipeline: the dataset holds no video with annotations")
+        raise errors.InputError("input pipeline: the dataset holds no video with annotations")
     return columns, {key: np.concatenate(parts) for key, parts in records.items()}
 
 
@@ -157,13 +158,13 @@ def _check_video(video, feature_dim):
     """Refuses a video the labels or the feature table cannot take, naming it."""
     name = video["video_id"].decode("utf-8", errors="replace")
     if len(video["features"]) == 0:
-        raise ValueError(f"input pipeline: video {name!r} has no feature rows")
+        raise errors.InputError(f"input pipeline: video {name!r} has no feature rows")
     if not video["duration"] > 0:
-        raise ValueError(f"input pipeline: video {name!r} has duration {video['duration']}, expected > 0")
+        raise errors.InputError(f"input pipeline: video {name!r} has duration {video['duration']}, expected > 0")
     if not np.isfinite(video["features"]).all():
-        raise ValueError(f"input pipeline: video {name!r} has NaN or Inf features")
+        raise errors.InputError(f"input pipeline: video {name!r} has NaN or Inf features")
     if feature_dim is not None and video["features"].shape[1] != feature_dim:
-        raise ValueError(
+        raise errors.InputError(
             f"input pipeline: video {name!r} has {video['features'].shape[1]}-d features, "
             f"the videos before it {feature_dim}-d"
         )
@@ -336,12 +337,12 @@ def build_vocabulary(splits, config):
     """
     data_config = config.data
     if data_config.vocabulary_splits not in ("all", "train"):
-        raise ValueError(
+        raise errors.InputError(
             f"config.data.vocabulary_splits must be 'all' or 'train', got {data_config.vocabulary_splits!r}"
         )
     train_split = data_config.train_split
     if train_split not in splits:
-        raise KeyError(f"build_vocabulary: no split {train_split!r} among {list(splits)}")
+        raise errors.InputError(f"build_vocabulary: no split {train_split!r} among {list(splits)}")
     counted = list(splits.values()) if data_config.vocabulary_splits == "all" else [splits[train_split]]
     return text.build_vocabulary(
         queries=[query for data in counted for query in data.query],

@@ -14,17 +14,19 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from nlvl_tf import errors
+
 LABEL_METHODS = ("iou_argmax", "round")
 
 
 def _check_method(method):
     if method not in LABEL_METHODS:
-        raise ValueError(f"method must be one of {LABEL_METHODS}, got {method!r}")
+        raise errors.InputError(f"method must be one of {LABEL_METHODS}, got {method!r}")
 
 
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive Python int, got {value!r}")
+        raise errors.InputError(f"{name} must be a positive Python int, got {value!r}")
 
 
 def time_to_index(start_time, end_time, duration, length, method="iou_argmax"):
@@ -147,7 +149,7 @@ def highlight_labels(start_index, end_index, length, max_length, extend=0.1):
     """
     _check_positive_int("max_length", max_length)
     if not isinstance(extend, (int, float)) or math.isnan(extend) or extend < 0:
-        raise ValueError(f"extend must be a non-negative float or inf, got {extend!r}")
+        raise errors.InputError(f"extend must be a non-negative float or inf, got {extend!r}")
     start_index = tf.cast(start_index, tf.int32)
     end_index = tf.cast(end_index, tf.int32)
     length = tf.cast(length, tf.int32)

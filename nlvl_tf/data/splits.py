@@ -3,6 +3,7 @@
 import tensorflow_datasets as tfds
 from absl import logging
 
+from nlvl_tf import errors
 from nlvl_tf.data import input_pipeline
 
 
@@ -18,12 +19,12 @@ def dataset_builder(data_config):
     try:
         builder = tfds.builder(name, data_dir=data_dir or None)
     except Exception as error:  # TFDS raises several types for "not found"
-        raise FileNotFoundError(
+        raise errors.NotFoundError(
             f"dataset {name!r} is not built in {data_dir or 'the TFDS default data dir'}: run "
             f"`{command} --data_dir={data_dir or '<dir>'}` first ({str(error).splitlines()[0]})"
         ) from error
     if not builder.is_prepared():
-        raise FileNotFoundError(f"dataset {name!r} in {builder.data_dir} is not prepared: run `{command}` first")
+        raise errors.NotFoundError(f"dataset {name!r} in {builder.data_dir} is not prepared: run `{command}` first")
     return builder
 
 
@@ -42,7 +43,7 @@ def load_splits(data_config, split_names):
     splits = {}
     for name in split_names:
         if name not in builder.info.splits:
-            raise ValueError(
+            raise errors.InputError(
                 f"dataset {builder.info.full_name} has no split {name!r}; it has {sorted(builder.info.splits.keys())}"
             )
         logging.info("reading %s split %s", builder.info.full_name, name)

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from nlvl_tf import errors
 from nlvl_tf.data import word_vectors
 
 TOKENIZER_VERSION = 1
@@ -159,7 +160,9 @@ class Vocabulary:
 
     def __post_init__(self):
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.words):
-            raise ValueError(f"vectors must be [{len(self.words)}, dim] (one row per word), got {self.vectors.shape}")
+            raise errors.InputError(
+                f"vectors must be [{len(self.words)}, dim] (one row per word), got {self.vectors.shape}"
+            )
 
     @property
     def num_words(self):
@@ -188,7 +191,7 @@ class Vocabulary:
             with open(path, encoding="utf-8", newline="\n") as f:
                 lines = f.read().split("\n")[:-1]
             if lines[:2] != [_PAD_ENTRY, _UNK_ENTRY]:
-                raise ValueError(f"{path}: the first two lines must be {_PAD_ENTRY} and {_UNK_ENTRY}")
+                raise errors.InputError(f"{path}: the first two lines must be {_PAD_ENTRY} and {_UNK_ENTRY}")
             entries[name] = tuple(lines[2:])
         vectors = np.load(os.path.join(directory, VECTORS_FILE), allow_pickle=False)
         return cls(entries[WORDS_FILE], entries[CHARS_FILE], vectors)
@@ -221,7 +224,7 @@ class QueryEncoder(tf.Module):
     @staticmethod
     def _line_number_table(path):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"vocabulary file not found: {path}")
+            raise errors.NotFoundError(f"vocabulary file not found: {path}")
         initializer = tf.lookup.TextFileInitializer(
             path,
             key_dtype=tf.string,

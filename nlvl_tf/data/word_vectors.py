@@ -13,6 +13,8 @@ import zlib
 import numpy as np
 from absl import logging
 
+from nlvl_tf import errors
+
 VECTOR_FORMATS = ("auto", "glove", "word2vec", "word2vec_binary", "keyedvectors")
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "nlvl_tf", "word_vectors")
 
@@ -38,9 +40,9 @@ def load_word_vectors(path, words, vectors_format="auto", cache_dir=None):
         and, for text formats, the line).
     """
     if vectors_format not in VECTOR_FORMATS:
-        raise ValueError(f"vectors_format must be one of {VECTOR_FORMATS}, got {vectors_format!r}")
+        raise errors.InputError(f"vectors_format must be one of {VECTOR_FORMATS}, got {vectors_format!r}")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"word vectors file not found: {path}")
+        raise errors.NotFoundError(f"word vectors file not found: {path}")
     words = list(words)
     if vectors_format == "auto":
         vectors_format = _detect_format(path)
@@ -95,19 +97,21 @@ def _read_glove(path, words):
             try:
                 key, values = line.rstrip("\n").rstrip(" ").split(" ", 1)
             except ValueError:
-                raise ValueError(f"{path}, line {line_number}: expected 'word v1 v2 ...', got {line[:80]!r}") from None
+                raise errors.InputError(
+                    f"{path}, line {line_number}: expected 'word v1 v2 ...', got {line[:80]!r}"
+                ) from None
             num_values = values.count(" ") + 1
             dim = dim or num_values
             if num_values < dim:
-                raise ValueError(f"{path}, line {line_number}: {num_values} values, expected {dim}")
+                raise errors.InputError(f"{path}, line {line_number}: {num_values} values, expected {dim}")
             if num_values > dim or key not in wanted or key in rows:
                 continue  # a key with spaces, an unwanted word, or a repeated key (first one kept)
             try:
                 rows[key] = np.array(values.split(" "), dtype=np.float32)
             except ValueError:
-                raise ValueError(f"{path}, line {line_number}: non-numeric vector values for {key!r}") from None
+                raise errors.InputError(f"{path}, line {line_number}: non-numeric vector values for {key!r}") from None
     if dim is None:
-        raise ValueError(f"{path}: empty word vectors file")
+        raise errors.InputError(f"{path}: empty word vectors file")
     return _stack_found(words, rows, dim)
 
 
@@ -120,7 +124,7 @@ def _read_with_gensim(path, words, vectors_format):
         else:
             keyed_vectors = KeyedVectors.load_word2vec_format(path, binary=vectors_format == "word2vec_binary")
     except (ValueError, EOFError, UnicodeDecodeError, OSError) as error:
-        raise ValueError(f"cannot read {vectors_format} word vectors from {path}: {error}") from error
+        raise errors.InputError(f"cannot read {vectors_format} word vectors from {path}: {error}") from error
     return keyed_vectors_rows(keyed_vectors, words)
 
 

@@ -11,11 +11,13 @@ code takes the start and end argmaxes separately, which can pair cells from two 
 
 import tensorflow as tf
 
+from nlvl_tf import errors
+
 
 def _static_last_axis(name, tensor):
     size = tensor.shape[-1]
     if size is None:
-        raise ValueError(f"{name} needs a static last axis, got shape {tensor.shape}")
+        raise errors.InputError(f"{name} needs a static last axis, got shape {tensor.shape}")
     return size
 
 
@@ -53,7 +55,7 @@ def top_k_spans(start_probs, end_probs, mask, k):
     table = _span_table(start_probs, end_probs, mask)
     n = table.shape[-1]
     if not isinstance(k, int) or not 1 <= k <= n * n:
-        raise ValueError(f"k must be an int in [1, n * n = {n * n}], got {k!r}")
+        raise errors.InputError(f"k must be an int in [1, n * n = {n * n}], got {k!r}")
     score, cell = tf.math.top_k(_flatten_pairs(table), k=k)
     real = score >= 0.0
     cell = tf.where(real, cell, cell[..., :1])
@@ -147,7 +149,7 @@ def ranked_spans(outputs, video_length, k, selection="pm"):
         (start_index, end_index, score), each [B, k].
     """
     if selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+        raise errors.InputError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     start_probs = tf.nn.softmax(outputs["start_logits"], axis=-1)
     end_probs = tf.nn.softmax(outputs["end_logits"], axis=-1)
     mask = tf.sequence_mask(video_length, tf.shape(start_probs)[-1])

@@ -14,6 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.data import input_pipeline, labels, text
 from nlvl_tf.eval import decoding, evaluation, metrics, plots
@@ -96,7 +97,7 @@ def query_views(model, batch, config, rows, first_index=0):
             token.decode("utf-8", errors="replace") for token in tokens[row][: config.data.max_query_len]
         )
         if len(row_tokens) != query_lengths[row]:
-            raise ValueError(
+            raise errors.InputError(
                 f"record {first_index + row}: the query tokenizes to {len(row_tokens)} tokens but its "
                 f"word ids hold {query_lengths[row]} (was the vocabulary built with another tokenizer?)"
             )
@@ -154,7 +155,7 @@ def collect_query_views(model, data, encoder, config, indices):
     indices = [int(index) for index in indices]
     bad = [index for index in indices if not 0 <= index < data.num_records]
     if bad:
-        raise ValueError(f"query indices {bad} are outside the split's {data.num_records} records")
+        raise errors.InputError(f"query indices {bad} are outside the split's {data.num_records} records")
     found, first = {}, 0
     for batch in input_pipeline.eval_batches(data, encoder, config.data, config.eval.batch_size):
         size = int(batch["video_length"].shape[0])
@@ -182,11 +183,13 @@ def read_predictions(eval_dir):
     """Reads `eval_dir`/predictions.jsonl (written by `evaluation.write_results`)."""
     path = os.path.join(eval_dir, PREDICTIONS_FILE)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: evaluate the workdir on this split first (experiments/evaluate.py)")
+        raise errors.NotFoundError(
+            f"{path} not found: evaluate the workdir on this split first (experiments/evaluate.py)"
+        )
     with open(path, encoding="utf-8") as f:
         lines = [json.loads(line) for line in f if line.strip()]
     if not lines:
-        raise ValueError(f"{path} holds no predictions")
+        raise errors.InputError(f"{path} holds no predictions")
     keys = [key for key in lines[0] if key.startswith("predictions")]
     times = {
         (key.partition("_")[2] or decoding.SELECTIONS[0]): np.array(
@@ -245,7 +248,7 @@ def split_figures(directory, series, reference=None):
     bin_names, _, counts = next(iter(buckets.values()))
     for name, (_, _, other_counts) in buckets.items():
         if not np.array_equal(other_counts, counts):
-            raise ValueError(
+            raise errors.InputError(
                 f"{name} has {other_counts.tolist()} queries per video-length bin, "
                 f"{next(iter(buckets))} {counts.tolist()}: the predictions are not of the same split"
             )

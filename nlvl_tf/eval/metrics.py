@@ -8,6 +8,8 @@ mIoU = 100 * mean IoU of the top-1 prediction. Length bins are those of the pape
 
 import numpy as np
 
+from nlvl_tf import errors
+
 DEFAULT_KS = (1, 5)
 DEFAULT_THRESHOLDS = (0.3, 0.5, 0.7)
 LENGTH_BIN_EDGES_MINUTES = (2, 4, 6, 8, 10, 12)
@@ -40,7 +42,7 @@ def temporal_iou(pred, gt):
 def _intervals(name, value):
     value = np.asarray(value, dtype=np.float64)
     if value.ndim < 1 or value.shape[-1] != 2:
-        raise ValueError(f"{name} must have a last axis of size 2 (start, end), got shape {value.shape}")
+        raise errors.InputError(f"{name} must have a last axis of size 2 (start, end), got shape {value.shape}")
     return value
 
 
@@ -49,12 +51,12 @@ def _ranked_ious(predictions, ground_truth):
     predictions = _intervals("predictions", predictions)
     ground_truth = _intervals("ground_truth", ground_truth)
     if predictions.ndim != 3 or ground_truth.ndim != 2 or len(predictions) != len(ground_truth):
-        raise ValueError(
+        raise errors.InputError(
             "predictions must be [Q, K, 2] and ground_truth [Q, 2] for the same Q, got shapes "
             f"{predictions.shape} and {ground_truth.shape}"
         )
     if len(predictions) == 0:
-        raise ValueError("no queries to evaluate: predictions and ground_truth are empty")
+        raise errors.InputError("no queries to evaluate: predictions and ground_truth are empty")
     return temporal_iou(predictions, ground_truth[:, None, :])
 
 
@@ -62,7 +64,7 @@ def _rank_from_ious(ious, ks, thresholds, strict):
     results = {}
     for k in ks:
         if not 1 <= k <= ious.shape[1]:
-            raise ValueError(f"Rank@{k} needs k in [1, K]; predictions hold K = {ious.shape[1]} spans per query")
+            raise errors.InputError(f"Rank@{k} needs k in [1, K]; predictions hold K = {ious.shape[1]} spans per query")
         best = ious[:, :k].max(axis=1)
         for threshold in thresholds:
             hits = best > threshold if strict else best >= threshold
@@ -127,15 +129,15 @@ def by_video_length(
     predictions = np.asarray(predictions, dtype=np.float64)
     ground_truth = np.asarray(ground_truth, dtype=np.float64)
     if durations.ndim != 1 or durations.shape != video_ids.shape or len(durations) != len(predictions):
-        raise ValueError(
+        raise errors.InputError(
             "durations and video_ids must be [Q] with Q = len(predictions), got shapes "
             f"{durations.shape}, {video_ids.shape} and predictions {predictions.shape}"
         )
     if not np.all(np.isfinite(durations)) or np.any(durations < 0):
-        raise ValueError(f"durations must be finite and >= 0 seconds, got min {durations.min(initial=0.0)}")
+        raise errors.InputError(f"durations must be finite and >= 0 seconds, got min {durations.min(initial=0.0)}")
     edges = [60.0 * float(edge) for edge in edges_minutes]
     if any(high <= low for low, high in zip(edges, edges[1:])) or (edges and edges[0] <= 0):
-        raise ValueError(f"edges_minutes must be positive and increasing, got {edges_minutes}")
+        raise errors.InputError(f"edges_minutes must be positive and increasing, got {edges_minutes}")
     bin_of_query = np.searchsorted(edges, durations, side="left")
     lows = [0.0] + edges
     highs = edges + [None]

@@ -17,6 +17,8 @@ from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from nlvl_tf import errors
+
 DPI = 110
 IOU_BINS = np.linspace(0.0, 1.0, 11)
 LENGTH_ERROR_BINS = 21
@@ -45,7 +47,7 @@ def _vector(name, values, length=None):
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or (length is not None and len(values) != length):
         expected = f"[{length}]" if length is not None else "1-d"
-        raise ValueError(f"{name} must be {expected}, got shape {values.shape}")
+        raise errors.InputError(f"{name} must be {expected}, got shape {values.shape}")
     return values
 
 
@@ -53,7 +55,7 @@ def _span(name, span):
     """(start, end) seconds; start > end is drawn as given (datasets hold a few such records, kept in evaluation)."""
     span = np.asarray(span, dtype=np.float64)
     if span.shape != (2,) or not np.all(np.isfinite(span)):
-        raise ValueError(f"{name} must be finite (start, end) seconds, got {span.tolist()}")
+        raise errors.InputError(f"{name} must be finite (start, end) seconds, got {span.tolist()}")
     return span
 
 
@@ -150,7 +152,7 @@ def plot_similarity(
     times = _vector("times", times)
     similarity = np.asarray(similarity, dtype=np.float64)
     if similarity.shape != (len(times), len(tokens)) or not len(tokens):
-        raise ValueError(
+        raise errors.InputError(
             f"similarity must be [N={len(times)}, tokens={len(tokens)}] with at least one token, got "
             f"shape {similarity.shape}"
         )
@@ -197,7 +199,7 @@ def plot_clip_scores(
         The Figure; one `StepPatch` per panel, `get_data()` gives (scores, edges).
     """
     if not clip_scores or set(clip_scores) != set(clip_edges):
-        raise ValueError(
+        raise errors.InputError(
             f"clip_scores and clip_edges need the same non-empty scales, got {sorted(clip_scores)} "
             f"and {sorted(clip_edges)}"
         )
@@ -221,7 +223,7 @@ def plot_clip_scores(
 def _histogram(series, bins, xlabel, title):
     """Side-by-side histograms of several named series; bar heights are the counts per bin."""
     if not series:
-        raise ValueError("a histogram needs at least one series")
+        raise errors.InputError("a histogram needs at least one series")
     figure, (axis,) = _figure(8.0, 4.2)
     names = list(series)
     axis.hist(
@@ -272,7 +274,7 @@ def plot_length_error_histogram(path, errors, title="Predicted minus true moment
         beyond them.
     """
     if not errors:
-        raise ValueError("plot_length_error_histogram needs at least one series")
+        raise errors.InputError("plot_length_error_histogram needs at least one series")
     bins = length_error_bins(errors)
     clipped = {name: np.clip(np.asarray(values, np.float64), bins[0], bins[-1]) for name, values in errors.items()}
     figure, axis = _histogram(
@@ -317,7 +319,7 @@ def plot_miou_by_video_length(path, bin_labels, miou, title="mIoU per video leng
         The Figure; one BarContainer per series, labelled with its name.
     """
     if not miou:
-        raise ValueError("plot_miou_by_video_length needs at least one series")
+        raise errors.InputError("plot_miou_by_video_length needs at least one series")
     figure, (axis,) = _figure(8.0, 4.2)
     _grouped_bars(axis, bin_labels, miou, "{:.1f}")
     axis.set_ylim(0.0, 105.0)
@@ -337,7 +339,7 @@ def plot_miou_gain(path, bin_labels, gain, reference, title="mIoU gain per video
         The Figure; one BarContainer per series.
     """
     if not gain:
-        raise ValueError("plot_miou_gain needs at least one series")
+        raise errors.InputError("plot_miou_gain needs at least one series")
     figure, (axis,) = _figure(8.0, 4.2)
     _grouped_bars(axis, bin_labels, gain, "{:+.1f}")
     axis.axhline(0.0, color="black", linewidth=1.0)

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from nlvl_tf import errors
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.eval import evaluation
 
@@ -55,13 +56,13 @@ def summarize(per_seed, split, checkpoint="best"):
         ValueError when the seeds do not report the same metrics.
     """
     if not per_seed:
-        raise ValueError("a sweep summary needs at least one seed's metrics")
+        raise errors.InputError("a sweep summary needs at least one seed's metrics")
     seeds = list(per_seed)
     paths = [path for path, _ in _leaves(per_seed[seeds[0]])]
     for seed in seeds[1:]:
         other = [path for path, _ in _leaves(per_seed[seed])]
         if other != paths:
-            raise ValueError(f"seed {seed} reports metrics {other}, seed {seeds[0]} reports {paths}")
+            raise errors.InputError(f"seed {seed} reports metrics {other}, seed {seeds[0]} reports {paths}")
     columns = {path: [] for path in paths}
     for seed in seeds:
         for path, value in _leaves(per_seed[seed]):
@@ -124,14 +125,14 @@ def finished_seeds(sweep_dir):
     """
     seeds = workdir_lib.sweep_seeds(sweep_dir)
     if not seeds:
-        raise FileNotFoundError(f"{sweep_dir} holds no seed_<seed> workdirs: not a sweep (sweep.py writes them)")
+        raise errors.NotFoundError(f"{sweep_dir} holds no seed_<seed> workdirs: not a sweep (sweep.py writes them)")
     unfinished = [
         seed
         for seed in seeds
         if not os.path.exists(os.path.join(workdir_lib.seed_dir(sweep_dir, seed), workdir_lib.SEED_RESULT_FILE))
     ]
     if unfinished:
-        raise ValueError(
+        raise errors.InputError(
             f"{sweep_dir}: the runs of seeds {unfinished} have not finished: run sweep.py again with the same "
             f"command to finish them, or evaluate one seed's workdir ({workdir_lib.seed_dir(sweep_dir, unfinished[0])})"
         )

@@ -23,11 +23,12 @@ import re
 
 import numpy as np
 
+from nlvl_tf import errors
 from nlvl_tf.model import restore
 from nlvl_tf.video import weights as weights_lib
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.InputError):
     """A state dict that does not fit the model; the message names the file and the tensors at fault."""
 
 
@@ -121,7 +122,7 @@ def targets(model):
         key: model.hyperparameters[key] for key, value in wanted.items() if model.hyperparameters[key] != value
     }
     if differing:
-        raise ValueError(f"the authors' VSLNet needs {wanted}; this model has {differing}")
+        raise errors.InputError(f"the authors' VSLNet needs {wanted}; this model has {differing}")
     return _embedding_targets(model) + _encoder_targets(model.feature_encoder) + _fusion_and_predictor_targets(model)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from nlvl_tf import configs
+from nlvl_tf import configs, errors
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.data import text
 from nlvl_tf.model import authors_checkpoint, vslnet
@@ -69,18 +69,22 @@ def read_authors_configs(path):
         with open(path, encoding="utf-8") as f:
             values = json.load(f)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}:{error.lineno}:{error.colno}: not a JSON file ({error.msg})") from None
+        raise errors.InputError(f"{path}:{error.lineno}:{error.colno}: not a JSON file ({error.msg})") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected their argparse namespace as a JSON object, got {type(values).__name__}")
+        raise errors.InputError(
+            f"{path}: expected their argparse namespace as a JSON object, got {type(values).__name__}"
+        )
     missing = [key for key in CONFIG_KEYS if values.get(key) is None]
     if missing:
-        raise ValueError(f"{path}: missing {', '.join(missing)} (their main_t7.py saves every argument)")
+        raise errors.InputError(f"{path}: missing {', '.join(missing)} (their main_t7.py saves every argument)")
     for key, choices in SUPPORTED_CHOICES.items():
         if values[key] not in choices:
-            raise ValueError(f"{path}: {key}={values[key]!r} is not implemented in nlvl-tf (only {', '.join(choices)})")
+            raise errors.InputError(
+                f"{path}: {key}={values[key]!r} is not implemented in nlvl-tf (only {', '.join(choices)})"
+            )
     if (values["task"], values["video_feature_dim"]) not in DATASETS:
         known = ", ".join(f"task={task} with {dim}-d features" for task, dim in DATASETS)
-        raise ValueError(
+        raise errors.InputError(
             f"{path}: task={values['task']!r} with video_feature_dim={values['video_feature_dim']} has no dataset in "
             f"nlvl-tf (known: {known})"
         )
@@ -93,12 +97,12 @@ def read_authors_dataset(path):
         with open(path, "rb") as f:
             dataset = pickle.load(f)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
-        raise ValueError(f"{path}: not a readable dataset pickle ({type(error).__name__}: {error})") from None
+        raise errors.InputError(f"{path}: not a readable dataset pickle ({type(error).__name__}: {error})") from None
     if not isinstance(dataset, dict):
-        raise ValueError(f"{path}: expected a dict (util/data_gen.py's dataset), got {type(dataset).__name__}")
+        raise errors.InputError(f"{path}: expected a dict (util/data_gen.py's dataset), got {type(dataset).__name__}")
     missing = [key for key in ("word_dict", "char_dict", "word_vector") if key not in dataset]
     if missing:
-        raise ValueError(f"{path}: missing {', '.join(missing)}")
+        raise errors.InputError(f"{path}: missing {', '.join(missing)}")
     return dataset
 
 
@@ -107,16 +111,18 @@ def entries_in_id_order(mapping, name, path):
     contiguous, and every entry one line of a vocabulary file."""
     by_id = {index: entry for entry, index in mapping.items()}
     if sorted(by_id) != list(range(len(mapping))):
-        raise ValueError(f"{path}: {name} ids are not 0 .. {len(mapping) - 1}")
+        raise errors.InputError(f"{path}: {name} ids are not 0 .. {len(mapping) - 1}")
     if by_id.get(text.PAD_ID) != AUTHORS_PAD or by_id.get(text.UNK_ID) != AUTHORS_UNK:
-        raise ValueError(
+        raise errors.InputError(
             f"{path}: {name} maps ids 0 and 1 to {by_id.get(0)!r} and {by_id.get(1)!r}; their loader pads with id 0 "
             f"and maps unknown entries to <UNK>, so they must be {AUTHORS_PAD!r} and {AUTHORS_UNK!r}"
         )
     entries = [by_id[index] for index in range(text.FIRST_WORD_ID, len(by_id))]
     bad = [(index, entry) for index, entry in enumerate(entries, text.FIRST_WORD_ID) if not _one_line(entry)]
     if bad:
-        raise ValueError(f"{path}: {name} entries that cannot be a line of a vocabulary file (id, entry): {bad[:5]}")
+        raise errors.InputError(
+            f"{path}: {name} entries that cannot be a line of a vocabulary file (id, entry): {bad[:5]}"
+        )
     return tuple(entries)
 
 
@@ -130,7 +136,7 @@ def longest_query_and_word(dataset, path):
     if not records:
         return None
     if not all(isinstance(record, dict) and "w_ids" in record and "c_ids" in record for record in records):
-        raise ValueError(f"{path}: a record without w_ids and c_ids (util/data_gen.py writes both)")
+        raise errors.InputError(f"{path}: a record without w_ids and c_ids (util/data_gen.py writes both)")
     longest_query = max(len(record["w_ids"]) for record in records)
     return longest_query, max((len(chars) for record in records for chars in record["c_ids"]), default=0)
 
@@ -192,7 +198,7 @@ def import_run(checkpoint_path, configs_path, dataset_path, workdir, data_dir=""
         ValueError naming the file and the entry or tensor at fault; nothing is written then.
     """
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
-        raise ValueError(f"{workdir} exists and is not an empty directory: the import writes a new workdir")
+        raise errors.InputError(f"{workdir} exists and is not an empty directory: the import writes a new workdir")
     authors = read_authors_configs(configs_path)
     state = authors_checkpoint.read_state_dict(checkpoint_path)
     logging.info("read %d tensors from %s", len(state), checkpoint_path)
@@ -201,7 +207,7 @@ def import_run(checkpoint_path, configs_path, dataset_path, workdir, data_dir=""
     chars = entries_in_id_order(dataset["char_dict"], "char_dict", dataset_path)
     for key, entries in (("word_size", words), ("char_size", chars)):
         if authors.get(key) is not None and authors[key] != len(entries) + 2:
-            raise ValueError(
+            raise errors.InputError(
                 f"{configs_path}: {key}={authors[key]}, but {dataset_path} has {len(entries) + 2} ids: the files come "
                 "from different runs"
             )
@@ -232,10 +238,12 @@ def _word_vectors(pickled, state, num_words, dataset_path):
     """The pickle's GloVe rows (ids 2..), which must equal the checkpoint's frozen `glove_vec`."""
     vectors = np.asarray(pickled, np.float32)
     if vectors.shape[:1] != (num_words,) or vectors.ndim != 2:
-        raise ValueError(f"{dataset_path}: word_vector has shape {list(vectors.shape)}, expected [{num_words}, dim]")
+        raise errors.InputError(
+            f"{dataset_path}: word_vector has shape {list(vectors.shape)}, expected [{num_words}, dim]"
+        )
     glove = state.get("embedding_net.word_emb.glove_vec")
     if glove is not None and glove.shape == vectors.shape and not np.array_equal(glove, vectors):
-        raise ValueError(
+        raise errors.InputError(
             f"{dataset_path}: word_vector differs from the checkpoint's frozen embedding_net.word_emb.glove_vec: the "
             "files come from different runs"
         )

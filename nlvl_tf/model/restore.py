@@ -7,6 +7,7 @@ import re
 import keras
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.data import text
 from nlvl_tf.model import vslnet
@@ -35,7 +36,7 @@ def load_trained_model(workdir, checkpoint="best"):
     directory = os.path.join(workdir, workdir_lib.BEST_DIR if checkpoint == "best" else workdir_lib.CHECKPOINTS_DIR)
     found = workdir_lib.checkpoints_newest_first(directory)
     if not found:
-        raise FileNotFoundError(f"no {checkpoint} checkpoint in {directory}")
+        raise errors.NotFoundError(f"no {checkpoint} checkpoint in {directory}")
     if is_legacy_checkpoint(found[0]):
         restore_legacy(model, found[0])
     else:
@@ -87,7 +88,7 @@ def restore_legacy(model, path):
     for key, variable in variable_keys(model).items():
         old = legacy_key(key)
         if old not in shapes or tuple(shapes[old]) != tuple(variable.shape):
-            raise ValueError(
+            raise errors.InputError(
                 f"checkpoint {path} does not fit this model: {old} is "
                 f"{'missing' if old not in shapes else f'{shapes[old]}, expected {list(variable.shape)}'}"
             )

@@ -14,6 +14,7 @@ import math
 import keras
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf.data import labels, text
 from nlvl_tf.model import losses
 from nlvl_tf.model.layers import attention, embedding, encoder, highlight, masking, nil, predictor
@@ -79,13 +80,15 @@ class VSLNet(keras.Model):
     ):
         super().__init__(**kwargs)
         if padding_semantics not in masking.PADDING_SEMANTICS:
-            raise ValueError(f"padding_semantics must be one of {masking.PADDING_SEMANTICS}, got {padding_semantics!r}")
+            raise errors.InputError(
+                f"padding_semantics must be one of {masking.PADDING_SEMANTICS}, got {padding_semantics!r}"
+            )
         if encoder_type not in ENCODERS:
-            raise ValueError(f"encoder_type must be one of {ENCODERS}, got {encoder_type!r}")
+            raise errors.InputError(f"encoder_type must be one of {ENCODERS}, got {encoder_type!r}")
         if attention_type not in ATTENTIONS:
-            raise ValueError(f"attention_type must be one of {ATTENTIONS}, got {attention_type!r}")
+            raise errors.InputError(f"attention_type must be one of {ATTENTIONS}, got {attention_type!r}")
         if int(video_feature_dim) <= 0 or int(hidden_size) <= 0:
-            raise ValueError(
+            raise errors.InputError(
                 f"video_feature_dim and hidden_size must be positive, got {video_feature_dim}, {hidden_size}"
             )
         self.hyperparameters = dict(
@@ -248,7 +251,7 @@ class VSLBase(VSLNet):
 
     def __init__(self, use_highlighting=False, **kwargs):
         if use_highlighting:
-            raise ValueError("VSLBase has no highlighting; use VSLNet")
+            raise errors.InputError("VSLBase has no highlighting; use VSLNet")
         super().__init__(use_highlighting=False, **kwargs)
 
 
@@ -270,19 +273,21 @@ class VSLNetL(VSLNet):
 
     def __init__(self, clip_lengths=(100, 120, 150, 200), nil_lambda=1.0, nil_max_position=None, **kwargs):
         if kwargs.get("padding_semantics", "invariant") != "invariant":
-            raise ValueError("VSLNet-L has no code of the authors to follow: its padding_semantics must be 'invariant'")
+            raise errors.InputError(
+                "VSLNet-L has no code of the authors to follow: its padding_semantics must be 'invariant'"
+            )
         kwargs.setdefault("use_highlighting", True)
         super().__init__(**kwargs)
         clip_lengths = tuple(int(length) for length in clip_lengths)
         if not clip_lengths or min(clip_lengths) <= 0:
-            raise ValueError(f"clip_lengths must be a non-empty list of positive lengths, got {clip_lengths}")
+            raise errors.InputError(f"clip_lengths must be a non-empty list of positive lengths, got {clip_lengths}")
         if max(clip_lengths) > self.hyperparameters["max_position"]:
-            raise ValueError(
+            raise errors.InputError(
                 f"clip length {max(clip_lengths)} exceeds max_position={self.hyperparameters['max_position']}"
             )
         nil_max_position = int(nil_max_position or max(clip_lengths))
         if nil_max_position < max(clip_lengths):
-            raise ValueError(
+            raise errors.InputError(
                 f"nil_max_position={nil_max_position} is shorter than the longest clip {max(clip_lengths)}"
             )
         self.hyperparameters = dict(
@@ -345,7 +350,7 @@ class VSLNetL(VSLNet):
         """One scale: returns re-weighted features [B, n, d], nil logits [B, K] and the clip mask [B, K]."""
         padded_length, hidden_size = video.shape[1], video.shape[2]
         if padded_length is None or padded_length % clip_length:
-            raise ValueError(
+            raise errors.InputError(
                 f"VSLNet-L needs the video padded to a static multiple of every clip length; got "
                 f"{padded_length} positions for clip length {clip_length}"
             )
@@ -407,9 +412,11 @@ def build_model(model_config, vocabulary_size, num_chars, word_vectors=None):
     arguments = dict(model_config)
     name = arguments.pop("name")
     if name not in MODELS:
-        raise ValueError(f"config.model.name must be one of {tuple(MODELS)}, got {name!r}")
+        raise errors.InputError(f"config.model.name must be one of {tuple(MODELS)}, got {name!r}")
     if not arguments.get("video_feature_dim") or not arguments.get("max_position"):
-        raise ValueError("config.model.video_feature_dim and max_position must be set (configs.resolve fills them)")
+        raise errors.InputError(
+            "config.model.video_feature_dim and max_position must be set (configs.resolve fills them)"
+        )
     model = MODELS[name](vocabulary_size=vocabulary_size, num_chars=num_chars, word_vectors=word_vectors, **arguments)
     model(model.dummy_batch())
     return model

@@ -18,6 +18,7 @@ import os
 
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.data import features as features_lib
 from nlvl_tf.data import labels, text
@@ -151,10 +152,10 @@ def export(workdir, export_dir, top_k=None, selection=None, checkpoint="best"):
     top_k = config.export.top_k if top_k is None else top_k
     selection = selection or config.export.selection
     if selection not in decoding.SELECTIONS:
-        raise ValueError(f"selection must be one of {decoding.SELECTIONS}, got {selection!r}")
+        raise errors.InputError(f"selection must be one of {decoding.SELECTIONS}, got {selection!r}")
     n = config.data.max_video_len
     if not 1 <= top_k <= n * (n + 1) // 2:
-        raise ValueError(f"top_k must be in [1, {n * (n + 1) // 2}], got {top_k}")
+        raise errors.InputError(f"top_k must be in [1, {n * (n + 1) // 2}], got {top_k}")
     return save(
         model, config, vocabulary, os.path.join(workdir, workdir_lib.VOCABULARY_DIR), export_dir, top_k, selection
     )

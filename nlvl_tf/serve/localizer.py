@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message
 
+from nlvl_tf import errors
 from nlvl_tf.serve import export
 
 
@@ -26,14 +27,16 @@ class Localizer:
     @classmethod
     def load(cls, export_dir):
         if not os.path.isdir(export_dir):
-            raise FileNotFoundError(f"no SavedModel directory at {export_dir}")
+            raise errors.NotFoundError(f"no SavedModel directory at {export_dir}")
         try:
             loaded = tf.saved_model.load(export_dir)
         except (OSError, ValueError, IndexError, tf.errors.OpError, message.DecodeError) as error:
             reason = str(getattr(error, "message", error)).strip().splitlines()[0][:200]
-            raise ValueError(f"{export_dir}: not a readable SavedModel (partial or corrupt?): {reason}") from None
+            raise errors.InputError(
+                f"{export_dir}: not a readable SavedModel (partial or corrupt?): {reason}"
+            ) from None
         if "metadata" not in loaded.signatures:
-            raise ValueError(f"{export_dir} is a SavedModel but not an nlvl_tf export (no metadata signature)")
+            raise errors.InputError(f"{export_dir} is a SavedModel but not an nlvl_tf export (no metadata signature)")
         metadata = json.loads(loaded.signatures["metadata"]()["metadata"].numpy().decode("utf-8"))
         return cls(loaded, metadata)
 
@@ -81,7 +84,7 @@ class Localizer:
         if top_k is None:
             return exported
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= exported:
-            raise ValueError(f"top_k must be an int in [1, {exported}] (the export's K), got {top_k!r}")
+            raise errors.InputError(f"top_k must be an int in [1, {exported}] (the export's K), got {top_k!r}")
         return top_k
 
     def _as_batch(self, features, duration, queries):
@@ -90,15 +93,15 @@ class Localizer:
             videos = [self._check_features(f, f"features[{i}]") for i, f in enumerate(features)]
             durations = list(duration) if isinstance(duration, (list, tuple, np.ndarray)) else None
             if durations is None or len(durations) != len(videos):
-                raise ValueError(f"with {len(videos)} videos, duration must be a list of {len(videos)} numbers")
+                raise errors.InputError(f"with {len(videos)} videos, duration must be a list of {len(videos)} numbers")
             if isinstance(queries, str) or len(queries) != len(videos):
-                raise ValueError(f"with {len(videos)} videos, queries must be a list of {len(videos)} strings")
+                raise errors.InputError(f"with {len(videos)} videos, queries must be a list of {len(videos)} strings")
             query_list = list(queries)
         else:
             video = self._check_features(features, "features")
             query_list = [queries] if isinstance(queries, str) else list(queries)
             if not query_list:
-                raise ValueError("queries is empty: give at least one query")
+                raise errors.InputError("queries is empty: give at least one query")
             videos, durations = [video] * len(query_list), [duration] * len(query_list)
         for index, value in enumerate(durations):
             if (
@@ -107,16 +110,16 @@ class Localizer:
                 or not np.isfinite(value)
                 or value <= 0
             ):
-                raise ValueError(f"duration must be a positive number of seconds, got {value!r} (video {index})")
+                raise errors.InputError(f"duration must be a positive number of seconds, got {value!r} (video {index})")
         for index, query in enumerate(query_list):
             if not isinstance(query, str):
-                raise ValueError(f"query {index} must be a string, got {type(query).__name__}")
+                raise errors.InputError(f"query {index} must be a string, got {type(query).__name__}")
             if not query.strip():
-                raise ValueError(f"query {index} is empty")
+                raise errors.InputError(f"query {index} is empty")
             try:
                 query.encode("utf-8")
             except UnicodeEncodeError as error:  # lone surrogates, e.g. undecodable bytes in a command line
-                raise ValueError(
+                raise errors.InputError(
                     f"query {index} is not valid UTF-8 text ({error.reason} at character "
                     f"{error.start}: {query[error.start]!r})"
                 ) from None
@@ -125,14 +128,14 @@ class Localizer:
     def _check_features(self, features, name):
         array = np.asarray(features)
         if array.ndim != 2 or array.shape[1] != self.feature_dim:
-            raise ValueError(
+            raise errors.InputError(
                 f"{name} must have shape [T, {self.feature_dim}] (the model's feature dimension), got "
                 f"{list(array.shape)}"
             )
         if not np.issubdtype(array.dtype, np.floating):
-            raise ValueError(f"{name} must be floating point, got dtype {array.dtype}")
+            raise errors.InputError(f"{name} must be floating point, got dtype {array.dtype}")
         if len(array) == 0:
-            raise ValueError(f"{name} has no rows (T = 0)")
+            raise errors.InputError(f"{name} has no rows (T = 0)")
         if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} contains NaN or Inf")
+            raise errors.InputError(f"{name} contains NaN or Inf")
         return array.astype(np.float32)

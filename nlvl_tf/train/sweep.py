@@ -14,7 +14,7 @@ import os
 import keras
 from absl import logging
 
-from nlvl_tf import configs
+from nlvl_tf import configs, errors
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.eval import evaluation, summary
 from nlvl_tf.train import trainer
@@ -30,17 +30,17 @@ def parse_seeds(spec, base_seed):
     try:
         numbers = [int(part) for part in parts if part]
     except ValueError:
-        raise ValueError(f"--seeds must be a count N or a list of seeds a,b,c; got {spec!r}") from None
+        raise errors.InputError(f"--seeds must be a count N or a list of seeds a,b,c; got {spec!r}") from None
     if len(parts) == 1:
         if not numbers or numbers[0] < 1:
-            raise ValueError(f"--seeds={spec}: the number of seeds must be at least 1")
+            raise errors.InputError(f"--seeds={spec}: the number of seeds must be at least 1")
         seeds = [base_seed + i for i in range(numbers[0])]
     else:
         seeds = numbers
     negative = [seed for seed in seeds if seed < 0]
     repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
     if not seeds or negative or repeated:
-        raise ValueError(
+        raise errors.InputError(
             f"--seeds={spec}: seeds must be distinct integers >= 0 (negative {negative}, repeated {repeated})"
         )
     return seeds
@@ -95,7 +95,7 @@ def check_same_config(config, directory):
         if theirs.get(key) != ours.get(key)
     ]
     if changed:
-        raise ValueError(
+        raise errors.InputError(
             f"{directory} was trained with another config than this sweep's ({'; '.join(changed)}): run the sweep "
             f"with its original config, or into a new --workdir"
         )
@@ -128,7 +128,7 @@ def run_sweep(config, workdir, seeds):
         The summary (`eval.summary.summarize`).
     """
     if config.train.strategy == "multi_worker":
-        raise ValueError(
+        raise errors.InputError(
             "sweep.py runs the seeds one after another in one process, which multi_worker cannot: run train.py "
             "--config.seed=<seed> --workdir=W/seed_<seed> on the cluster per seed, then sweep.py to summarize"
         )
@@ -145,7 +145,7 @@ def run_sweep(config, workdir, seeds):
         records[seed] = run_seed(config, seed, directory)
     splits = {record["split"] for record in records.values()}
     if len(splits) > 1:
-        raise ValueError(f"the seeds of {workdir} were evaluated on different splits {sorted(splits)}")
+        raise errors.InputError(f"the seeds of {workdir} were evaluated on different splits {sorted(splits)}")
     result = summary.summarize({seed: record["metrics"] for seed, record in records.items()}, splits.pop())
     summary.write_summary(workdir, result)
     return result

@@ -17,7 +17,7 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
-from nlvl_tf import configs, runtime
+from nlvl_tf import configs, errors, runtime
 from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.data import input_pipeline, text
 from nlvl_tf.data import splits as splits_lib
@@ -77,7 +77,7 @@ def prepare(config, workdir):
         splits[config.data.train_split], config.data, config.train.batch_size
     )
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise errors.InputError(
             f"the training split {config.data.train_split!r} has fewer usable records than one batch of "
             f"{config.train.batch_size}"
         )
@@ -209,7 +209,7 @@ class Trainer:
             logging.info("resumed from %s at step %d", path, int(self.step.numpy()))
             return
         if found:
-            raise ValueError(
+            raise errors.InputError(
                 f"no checkpoint in {self.checkpoints.directory} reads back whole ({', '.join(found)} are partial or "
                 f"corrupt): remove them to train from the start"
             )

@@ -23,8 +23,10 @@ import os
 import av
 import numpy as np
 
+from nlvl_tf import errors
 
-class VideoReadError(ValueError):
+
+class VideoReadError(errors.InputError):
     """A video file that cannot be decoded; the message names the file."""
 
 
@@ -72,7 +74,7 @@ class RateSelector:
 def _rate(fps):
     rate = fractions.Fraction(fps).limit_denominator(1_000_000)
     if rate <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise errors.InputError(f"fps must be positive, got {fps}")
     return rate
 
 
@@ -129,7 +131,7 @@ class VideoReader:
     def chunks(self, chunk_size=32):
         """Yields the frames as uint8 [n, H, W, 3] arrays, n <= chunk_size (only the last one shorter)."""
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+            raise errors.InputError(f"chunk_size must be >= 1, got {chunk_size}")
         buffer = None
         filled = 0
         for frame in self._shown_frames():

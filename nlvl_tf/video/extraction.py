@@ -19,6 +19,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf.video import decoding, i3d, presets, transforms
 from nlvl_tf.video import weights as weights_lib
 
@@ -130,7 +131,7 @@ def _extractor_parts(extractor, preset):
         own = presets.Preset(**json.loads(np.asarray(extractor.metadata()["metadata"]).item())["preset"])
     preset = presets.get(preset if preset is not None else own)
     if own is not None and _preprocessing(own) != _preprocessing(preset):
-        raise ValueError(
+        raise errors.InputError(
             f"the extractor preprocesses for preset {own.name!r}; preset {preset.name!r} resizes or crops otherwise"
         )
     return _single_output(extractor.preprocess), _single_output(extractor.crop_features), preset
@@ -161,7 +162,7 @@ def features_from_video(path, extractor, preset=None, batch=4):
     """
     preprocess, crop_features, preset = _extractor_parts(extractor, preset)
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise errors.InputError(f"batch must be >= 1, got {batch}")
     outputs, pending = [], []
     windows = 0
 
@@ -203,15 +204,15 @@ def list_videos(videos):
             lines = [line.strip() for line in f]
         paths = [os.path.join(folder, line) for line in lines if line and not line.startswith("#")]
     else:
-        raise FileNotFoundError(f"--videos={videos}: no such directory or list file")
+        raise errors.NotFoundError(f"--videos={videos}: no such directory or list file")
     found = {}
     for path in paths:
         video_id = os.path.splitext(os.path.basename(path))[0]
         if video_id in found:
-            raise ValueError(f"{found[video_id]} and {path} have the same video id {video_id!r}")
+            raise errors.InputError(f"{found[video_id]} and {path} have the same video id {video_id!r}")
         found[video_id] = path
     if not found:
-        raise ValueError(f"--videos={videos}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
+        raise errors.InputError(f"--videos={videos}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
     return found
 
 
@@ -306,7 +307,7 @@ def pending_videos(videos, output_dir, info):
     for record in records.values():
         for key in ("preset", "weights_sha256"):
             if record.get(key) != info[key]:
-                raise ValueError(
+                raise errors.InputError(
                     f"{os.path.join(output_dir, MANIFEST)}: {record['video_id']} was extracted with {key} "
                     f"{record.get(key)!r}, not {info[key]!r}: use another --output_dir"
                 )
@@ -399,4 +400,4 @@ def report(summary):
     )
     if summary.failed:
         names = ", ".join(sorted(summary.failed)[:5]) + (", ..." if len(summary.failed) > 5 else "")
-        raise ValueError(f"{len(summary.failed)} video(s) could not be read ({FAILURES} lists why): {names}")
+        raise errors.InputError(f"{len(summary.failed)} video(s) could not be read ({FAILURES} lists why): {names}")

@@ -16,6 +16,8 @@ import math
 import keras
 import tensorflow as tf
 
+from nlvl_tf import errors
+
 # The stem: (endpoint, output channels, kernel, strides) of each unit; max-pools have no channels (None).
 STEM = (
     ("Conv3d_1a_7x7", 64, (7, 7, 7), (2, 2, 2)),
@@ -94,7 +96,7 @@ def unit_specs(num_classes=400):
 def _triple(name, value):
     values = (value,) * 3 if isinstance(value, int) else tuple(value)
     if len(values) != 3 or not all(isinstance(v, int) and v > 0 for v in values):
-        raise ValueError(f"{name} must be a positive int or three positive ints, got {value!r}")
+        raise errors.InputError(f"{name} must be a positive int or three positive ints, got {value!r}")
     return values
 
 
@@ -137,9 +139,9 @@ class Unit3D(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"filters must be a positive int, got {filters!r}")
+            raise errors.InputError(f"filters must be a positive int, got {filters!r}")
         if activation not in ("relu", None):
-            raise ValueError(f"activation must be 'relu' or None, got {activation!r}")
+            raise errors.InputError(f"activation must be 'relu' or None, got {activation!r}")
         self.filters = filters
         self.kernel_size = _triple("kernel_size", kernel_size)
         self.strides = _triple("strides", strides)
@@ -228,7 +230,7 @@ class InceptionModule(keras.layers.Layer):
         super().__init__(**kwargs)
         branch_filters = tuple(branch_filters)
         if len(branch_filters) != 6 or not all(isinstance(f, int) and f > 0 for f in branch_filters):
-            raise ValueError(
+            raise errors.InputError(
                 f"branch_filters must be six positive ints (b0, b1a, b1b, b2a, b2b, b3b), got {branch_filters}"
             )
         self.branch_filters = branch_filters
@@ -306,9 +308,9 @@ class InceptionI3D(keras.Model):
         kwargs.setdefault("name", "inception_i3d")
         super().__init__(**kwargs)
         if not isinstance(num_classes, int) or num_classes <= 0:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+            raise errors.InputError(f"num_classes must be a positive int, got {num_classes!r}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise errors.InputError(f"dropout must be in [0, 1), got {dropout}")
         self.num_classes = num_classes
         self.dropout = float(dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

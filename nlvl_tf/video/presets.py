@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from nlvl_tf import errors
 from nlvl_tf.video import i3d
 
 
@@ -40,16 +41,18 @@ class Preset:
 
     def __post_init__(self):
         if self.fps is not None and not self.fps > 0:
-            raise ValueError(f"preset {self.name}: fps must be positive or None, got {self.fps}")
+            raise errors.InputError(f"preset {self.name}: fps must be positive or None, got {self.fps}")
         if self.resize not in ("upscale_below", "short_side"):
-            raise ValueError(f"preset {self.name}: resize must be 'upscale_below' or 'short_side', got {self.resize!r}")
+            raise errors.InputError(
+                f"preset {self.name}: resize must be 'upscale_below' or 'short_side', got {self.resize!r}"
+            )
         if self.crop_size < i3d.MIN_SIDE or self.short_side < self.crop_size:
-            raise ValueError(
+            raise errors.InputError(
                 f"preset {self.name}: need {i3d.MIN_SIDE} <= crop_size <= short_side, got {self.crop_size}, "
                 f"{self.short_side}"
             )
         if self.window < 1:
-            raise ValueError(f"preset {self.name}: window must be >= 1, got {self.window}")
+            raise errors.InputError(f"preset {self.name}: window must be >= 1, got {self.window}")
 
 
 VSLNET_CHARADES = Preset(
@@ -78,7 +81,7 @@ def get(name):
     if isinstance(name, Preset):
         return name
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise errors.InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
 
 

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf.video import i3d
 
 TORCH_EXTRA = 'pip install "nlvl-tf[torch]"'
@@ -43,7 +44,7 @@ PYTORCH_LOGITS = "logits.conv3d.weight"
 DEEPMIND_LOGITS = f"{DEEPMIND_ROOT}/Logits/Conv3d_0c_1x1/conv_3d/w"
 
 
-class WeightsError(ValueError):
+class WeightsError(errors.InputError):
     """A weights file that cannot be used; the message names the file and the tensor at fault."""
 
 
@@ -255,7 +256,7 @@ def save(model, path):
     """Writes the model's weights to a Keras `.weights.h5` file, whole or not at all (written, then renamed)."""
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):
-        raise ValueError(f"{path}: a Keras weights file name must end in .weights.h5")
+        raise errors.InputError(f"{path}: a Keras weights file name must end in .weights.h5")
     partial = path[: -len(".weights.h5")] + ".partial.weights.h5"
     model.save_weights(partial)
     os.replace(partial, path)

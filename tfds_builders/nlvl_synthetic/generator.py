@@ -23,6 +23,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from nlvl_tf import errors
+
 SPLITS = ("train", "validation", "test")
 # (third person, gerund) forms; the first `num_actions` / `num_objects` entries are used.
 ACTIONS = (
@@ -73,9 +75,9 @@ class SyntheticSpec:
 
     def __post_init__(self):
         if not (2 <= self.num_actions <= len(ACTIONS) and 2 <= self.num_objects <= len(OBJECTS)):
-            raise ValueError(f"num_actions / num_objects must be in [2, {len(ACTIONS)}] / [2, {len(OBJECTS)}]")
+            raise errors.InputError(f"num_actions / num_objects must be in [2, {len(ACTIONS)}] / [2, {len(OBJECTS)}]")
         if self.events_per_video[0] < 5:
-            raise ValueError(
+            raise errors.InputError(
                 f"events_per_video must start at >= 5 (an after/before query needs 5), got {self.events_per_video}"
             )
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf.data.text import FIRST_WORD_ID, PAD_ID, UNK_ID
 from nlvl_tf.model.layers import arguments, dropout, masking
 
@@ -36,12 +37,12 @@ class WordEmbedding(keras.layers.Layer):
         self.embedding_dim = arguments.positive_int("embedding_dim", embedding_dim)
         self.dropout = arguments.rate("dropout", dropout)
         if self.vocabulary_size < FIRST_WORD_ID:
-            raise ValueError(
+            raise errors.InputError(
                 f"vocabulary_size counts PAD and UNK, so it must be >= {FIRST_WORD_ID}, got {vocabulary_size}"
             )
         rows = self.vocabulary_size - FIRST_WORD_ID
         if pretrained is not None and np.shape(pretrained) != (rows, self.embedding_dim):
-            raise ValueError(
+            raise errors.InputError(
                 f"pretrained vectors have shape {np.shape(pretrained)}, expected ({rows}, {self.embedding_dim}): one "
                 f"row per word id from {FIRST_WORD_ID} to vocabulary_size - 1"
             )
@@ -128,12 +129,14 @@ class CharacterCNN(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_chars = arguments.positive_int("num_chars", num_chars)
         if self.num_chars < FIRST_WORD_ID:
-            raise ValueError(f"num_chars counts PAD and UNK, so it must be >= {FIRST_WORD_ID}, got {num_chars}")
+            raise errors.InputError(f"num_chars counts PAD and UNK, so it must be >= {FIRST_WORD_ID}, got {num_chars}")
         self.char_dim = arguments.positive_int("char_dim", char_dim)
         self.kernel_widths = arguments.positive_ints("kernel_widths", kernel_widths)
         self.filters = arguments.positive_ints("filters", filters)
         if len(self.kernel_widths) != len(self.filters):
-            raise ValueError(f"kernel_widths {self.kernel_widths} and filters {self.filters} must have equal lengths")
+            raise errors.InputError(
+                f"kernel_widths {self.kernel_widths} and filters {self.filters} must have equal lengths"
+            )
         self.dropout = arguments.rate("dropout", dropout)
         self.padding_semantics = arguments.choice("padding_semantics", padding_semantics, masking.PADDING_SEMANTICS)
 
@@ -160,7 +163,7 @@ class CharacterCNN(keras.layers.Layer):
         char_ids = tf.cast(char_ids, tf.int32)
         max_word_length = char_ids.shape[-1]
         if max_word_length is not None and max_word_length < max(self.kernel_widths):
-            raise ValueError(
+            raise errors.InputError(
                 f"{self.name}: char_ids are padded to {max_word_length} characters, fewer than the "
                 f"widest kernel ({max(self.kernel_widths)}); pad words to at least that length"
             )

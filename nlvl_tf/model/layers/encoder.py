@@ -18,6 +18,7 @@ import math
 import keras
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf.model.layers import arguments, dropout, linear, lstm, masking
 
 
@@ -46,7 +47,7 @@ class DepthwiseConv1D(keras.layers.DepthwiseConv1D):
             False,
             "channels_last",
         ):
-            raise ValueError(
+            raise errors.InputError(
                 f"{self.name}: only padding='same', strides=1, dilation_rate=1, depth_multiplier=1, "
                 f"use_bias=False and channels_last are supported"
             )
@@ -83,7 +84,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def build(self, inputs_shape, mask_shape=None):
         hidden_size = inputs_shape[-1]
         if hidden_size % self.num_heads:
-            raise ValueError(f"hidden size {hidden_size} is not a multiple of num_heads={self.num_heads}")
+            raise errors.InputError(f"hidden size {hidden_size} is not a multiple of num_heads={self.num_heads}")
         self.query_projection, self.key_projection, self.value_projection = (
             keras.layers.Dense(hidden_size, dtype=self.dtype_policy, name=name) for name in ("query", "key", "value")
         )
@@ -244,7 +245,7 @@ class FeatureEncoder(keras.layers.Layer):
     def call(self, inputs, mask, training=None):
         length = inputs.shape[1]
         if length is not None and length > self.max_position:
-            raise ValueError(f"{self.name}: sequence length {length} exceeds max_position={self.max_position}")
+            raise errors.InputError(f"{self.name}: sequence length {length} exceeds max_position={self.max_position}")
         x = inputs + self.positional_embedding[: tf.shape(inputs)[1]]
         conv_mask = masking.batch_extent(mask) if self.padding_semantics == "authors" else mask
         for block in self.conv_blocks:
@@ -287,7 +288,7 @@ class BiLSTMEncoder(keras.layers.Layer):
     def build(self, inputs_shape, mask_shape=None):
         hidden_size = inputs_shape[-1]
         if hidden_size % 2:
-            raise ValueError(f"{self.name}: hidden size must be even, got {hidden_size}")
+            raise errors.InputError(f"{self.name}: hidden size must be even, got {hidden_size}")
         self.forward_lstm = lstm.UnidirectionalLSTM(hidden_size // 2, dtype=self.dtype_policy, name="forward_lstm")
         self.backward_lstm = lstm.UnidirectionalLSTM(hidden_size // 2, dtype=self.dtype_policy, name="backward_lstm")
         self.forward_lstm.build(inputs_shape)

@@ -19,6 +19,7 @@ import os
 import keras
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf.model.layers import arguments, linear
 
 # Rows per chunk below which a batch is not cut: smaller loops cost more in launches than they gain.
@@ -224,7 +225,7 @@ class UnidirectionalLSTM(keras.layers.Layer):
     def build(self, inputs_shape):
         input_dim = inputs_shape[-1]
         if input_dim is None:
-            raise ValueError(f"{self.name}: the last input dimension must be known, got shape {inputs_shape}")
+            raise errors.InputError(f"{self.name}: the last input dimension must be known, got shape {inputs_shape}")
         self.kernel = self.add_weight(name="kernel", shape=(input_dim, 4 * self.units), initializer="glorot_uniform")
         self.recurrent_kernel = self.add_weight(
             name="recurrent_kernel", shape=(self.units, 4 * self.units), initializer="orthogonal"
