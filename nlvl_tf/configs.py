@@ -90,6 +90,7 @@ SCHEMA = {
         ("batch_size", 64, "evaluation batch size"),
         ("top_k", 5, "ranked moments kept per query"),
         ("selection", "pm", "VSLNet-L candidate selection reported and used to pick checkpoints: pm or u"),
+        ("iou_rule", ">=", "Rank@k hit: >= (IoU >= mu, the authors' code) or > (IoU > mu, Ego4D); docs/metrics.md"),
     ),
     "export": (
         ("top_k", 5, "moments the SavedModel returns per query"),
@@ -102,6 +103,7 @@ VSLNET_L_SCHEMA = (
     ("nil_lambda", 1.0, "weight of the nil prediction loss"),
 )
 MODEL_NAMES = ("vslbase", "vslnet", "vslnet_l")
+IOU_RULES = (">=", ">")  # the Rank@k hit tests of nlvl_tf.eval.metrics
 SMOKE = "smoke"
 # Flat keys of workdirs written before the nested tree whose names changed; the rest kept their names.
 _RENAMED_FLAT_KEYS = {
@@ -208,6 +210,8 @@ def check(config):
     for section, key in (("eval", "selection"), ("export", "selection")):
         if config[section][key] not in ("pm", "u"):
             raise ValueError(f"config.{section}.{key} must be pm or u, got {config[section][key]!r}")
+    if config.eval.iou_rule not in IOU_RULES:
+        raise ValueError(f"config.eval.iou_rule must be one of {IOU_RULES}, got {config.eval.iou_rule!r}")
 
 
 def resolve(config, video_feature_dim):

@@ -75,6 +75,8 @@ def test_unknown_variant_key_and_section_are_clear_errors():
         configs.apply_variant(configs.base_config(), {"a": {"modle": {}}}, "a")
     with pytest.raises(ValueError, match=r"config.model.clip_lengths \(7,\) must each divide"):
         configs.finish(configs.base_config(), "a", {"a": {"model": {"name": "vslnet_l", "clip_lengths": (7,)}}}, "a")
+    with pytest.raises(ValueError, match=r"config.eval.iou_rule must be one of \('>=', '>'\), got '=>'"):
+        configs.finish(configs.base_config(), "a", {"a": {"eval": {"iou_rule": "=>"}}}, "a")
     locked = configs.finish(configs.base_config(), "a", {"a": {}}, "a")
     with pytest.raises(AttributeError, match="hiden_size"):
         locked.model.hiden_size = 3

@@ -35,6 +35,14 @@ VIDEOX_2D_TAN_DATA = (
 )
 
 
+# The release of the NLVL builders that share the feature spec below (Ego4D NLQ starts at its own 1.0.0).
+SPEC_VERSION = tfds.core.Version("1.1.0")
+SPEC_RELEASE_NOTES = {
+    "1.0.0": "Initial release.",
+    "1.1.0": "duration, start and end stored as float64 (were float32): exact IoU ties survive (docs/metrics.md).",
+}
+
+
 class AnnotationFormatError(ValueError):
     """A malformed annotation record. The message starts with where it is (file:line, or file and JSON entry)."""
 
@@ -190,9 +198,9 @@ class SplitAnnotations:
             self.num_start_clipped += 1
         if not -TIME_TOLERANCE_S <= end <= duration + TIME_TOLERANCE_S:
             self.num_end_clipped += 1
-        # Validity is decided on the float32 values the dataset stores.
-        start32, end32 = (np.float32(min(max(t, 0.0), duration)) for t in (start, end))
-        annotation = Annotation(clean_query(query, where), float(start32), float(end32), bool(start32 < end32))
+        # Times are stored as float64, the values the file wrote (docs/metrics.md: float32 loses exact IoU ties).
+        start, end = (min(max(t, 0.0), duration) for t in (start, end))
+        annotation = Annotation(clean_query(query, where), start, end, start < end)
         self.num_invalid += not annotation.moment_valid
         video.annotations.append(annotation)
         return annotation
@@ -236,12 +244,18 @@ def resolve_annotation_files(
     return paths
 
 
+def seconds_feature(doc: str) -> tfds.features.Tensor:
+    """A float64 time in seconds, stored as its 8 bytes: a tf.train.Example has float32 lists only, and TFDS writes a
+    float64 `Scalar` into one, which turns 0.4 into 0.4000000059604645 (docs/metrics.md)."""
+    return tfds.features.Tensor(shape=(), dtype=np.float64, encoding=tfds.features.Encoding.BYTES, doc=doc)
+
+
 def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
     """The feature spec of every NLVL builder: one example per video (DESIGN.md, plus `moment_valid`)."""
     return tfds.features.FeaturesDict(
         {
             "video_id": tfds.features.Text(),
-            "duration": tfds.features.Scalar(np.float32, doc="seconds"),
+            "duration": seconds_feature("seconds"),
             # Stored as raw bytes: serializing as a float list is ~90x slower (24 ms vs 0.3 ms for [130, 1024]).
             "features": tfds.features.Tensor(
                 shape=(None, feature_dim), dtype=np.float32, encoding=tfds.features.Encoding.BYTES
@@ -249,8 +263,8 @@ def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
             "annotations": tfds.features.Sequence(
                 {
                     "query": tfds.features.Text(doc="raw text, stripped of surrounding whitespace"),
-                    "start": tfds.features.Scalar(np.float32, doc="seconds, clipped to [0, duration]"),
-                    "end": tfds.features.Scalar(np.float32, doc="seconds, clipped to [0, duration]"),
+                    "start": seconds_feature("seconds, clipped to [0, duration]"),
+                    "end": seconds_feature("seconds, clipped to [0, duration]"),
                     "moment_valid": tfds.features.Scalar(
                         np.bool_, doc="start < end; false records are kept for counts"
                     ),

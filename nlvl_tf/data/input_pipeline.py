@@ -45,11 +45,12 @@ class Record(typing.NamedTuple):
 class SplitData:
     """One split, resampled and labelled once: what batches are gathered from.
 
-    Video arrays [V]: video_id (bytes), duration (float32), video_length (N <= n, int32),
+    Video arrays [V]: video_id (bytes), duration (float64 seconds), video_length (N <= n, int32),
     video_row (int64, the video's first row in `features`). `features`: float32 [R, D], the videos'
     resampled rows back to back, in a non-trainable tf.Variable on the host CPU. Record arrays [Q],
     in the dataset's order: record_video (index into the video arrays), query (bytes), start_time,
-    end_time (float32), moment_valid (bool), start_index, end_index (int32 span labels).
+    end_time (float64 seconds, as stored: docs/metrics.md), moment_valid (bool), start_index, end_index (int32 span
+    labels).
     """
 
     max_video_len: int
@@ -91,7 +92,7 @@ class SplitData:
         resampled = videos.map(resample, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
         columns, records = _collect(resampled.as_numpy_iterator())
         video_length = np.array([len(rows) for rows in columns["features"]], np.int32)
-        duration = np.array(columns["duration"], np.float32)
+        duration = np.array(columns["duration"], np.float64)
         record_video = records["record_video"]
         start_index, end_index = _span_labels(
             records["start_time"],
@@ -110,8 +111,8 @@ class SplitData:
             video_row=np.concatenate([[0], np.cumsum(video_length[:-1], dtype=np.int64)]),
             record_video=record_video.astype(np.int32),
             query=records["query"].astype(object),
-            start_time=records["start_time"].astype(np.float32),
-            end_time=records["end_time"].astype(np.float32),
+            start_time=records["start_time"].astype(np.float64),
+            end_time=records["end_time"].astype(np.float64),
             moment_valid=records["moment_valid"].astype(bool),
             start_index=start_index,
             end_index=end_index,

@@ -1,6 +1,7 @@
 """Evaluation: predictions of a split, the paper's metrics, and the files `evaluate.py` writes.
 
-Metrics follow reference_spec.md section 6: Rank@k IoU >= mu in percent and mIoU, over every record of the split
+Metrics follow reference_spec.md section 6: Rank@k IoU >= mu (or > mu: config.eval.iou_rule, decided exactly, see
+docs/metrics.md) in percent and mIoU, over every record of the split
 (records with start >= end included, so counts match the paper), plus the per-video-length table of Tables 6-7.
 Results are keyed by candidate selection strategy everywhere, {selection: {metric: percent}}: VSLNet-L has two
 (Pm, U), VSLBase and VSLNet one, "pm" (the most probable span of its only scale). Files flatten a single selection.
@@ -76,7 +77,10 @@ def evaluate_split(predict, data, encoder, config):
     records = input_pipeline.eval_records(data, config.data)
     predictions = predict_split(predict, data, encoder, config)
     truth = ground_truth(records)
-    results = {selection: metrics.evaluate(times, truth) for selection, (times, _) in predictions.items()}
+    results = {
+        selection: metrics.evaluate(times, truth, iou_rule=config.eval.iou_rule)
+        for selection, (times, _) in predictions.items()
+    }
     return records, predictions, results
 
 
@@ -90,7 +94,7 @@ def flatten_single(by_selection):
     return next(iter(by_selection.values())) if len(by_selection) == 1 else by_selection
 
 
-def write_results(directory, records, predictions, results):
+def write_results(directory, records, predictions, results, config):
     """Writes metrics.json, length_buckets.json and predictions.jsonl into `directory`.
 
     metrics.json holds `R1@0.3 ... mIoU` in percent; for VSLNet-L one such object per selection ("pm", "u").
@@ -102,7 +106,7 @@ def write_results(directory, records, predictions, results):
     durations = np.array([r.duration for r in records])
     video_ids = [r.video_id for r in records]
     buckets = {
-        selection: metrics.by_video_length(durations, video_ids, times, truth)
+        selection: metrics.by_video_length(durations, video_ids, times, truth, iou_rule=config.eval.iou_rule)
         for selection, (times, _) in predictions.items()
     }
     for name, value in (("metrics.json", results), ("length_buckets.json", buckets)):
@@ -147,5 +151,5 @@ def evaluate_workdir(workdir, split=None, checkpoint="best", data_dir=None):
     """Evaluates a training workdir's checkpoint on `split` and writes workdir/eval/<split>/ (see `write_results`)."""
     config, model, encoder, split, data = load_workdir_split(workdir, split, checkpoint, data_dir)
     records, predictions, results = evaluate_split(make_predict_fn(model, config), data, encoder, config)
-    write_results(os.path.join(workdir, workdir_lib.EVAL_DIR, split), records, predictions, results)
+    write_results(os.path.join(workdir, workdir_lib.EVAL_DIR, split), records, predictions, results, config)
     return results

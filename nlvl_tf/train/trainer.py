@@ -261,7 +261,7 @@ class Trainer:
         records, predictions, results = self.evaluate(split)
         if self.run.chief:
             directory = os.path.join(self.run.workdir, workdir_lib.EVAL_DIR, split)
-            evaluation.write_results(directory, records, predictions, results)
+            evaluation.write_results(directory, records, predictions, results, self.config)
         return results
 
     def cleanup(self):

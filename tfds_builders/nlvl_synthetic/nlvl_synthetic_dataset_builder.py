@@ -24,8 +24,8 @@ class SyntheticConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic NLVL dataset: one example per video with its queries, features at 2 rows per second."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = common.SPEC_VERSION
+    RELEASE_NOTES = common.SPEC_RELEASE_NOTES
     BUILDER_CONFIGS = [
         SyntheticConfig(
             name="small",
