@@ -12,9 +12,11 @@ imports it by package path: `from nlvl_tf.data import builder_common`.
 
 import abc
 import dataclasses
+import functools
+import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -150,6 +152,14 @@ def timestamped_sentences(entry: Mapping[str, Any], where: str) -> Iterator[tupl
         yield as_number(pair[0], item, "start"), as_number(pair[1], item, "end"), sentence, item
 
 
+def clip_moment(start: float, end: float, duration: float) -> tuple[float, float, bool, bool]:
+    """(start, end) clipped to [0, duration], and whether each was outside by more than `TIME_TOLERANCE_S` (a repair
+    to count). Times stay float64, the values the file wrote (docs/metrics.md: float32 loses exact IoU ties)."""
+    start_clipped = not -TIME_TOLERANCE_S <= start <= duration + TIME_TOLERANCE_S
+    end_clipped = not -TIME_TOLERANCE_S <= end <= duration + TIME_TOLERANCE_S
+    return min(max(start, 0.0), duration), min(max(end, 0.0), duration), start_clipped, end_clipped
+
+
 @dataclasses.dataclass(frozen=True)
 class Annotation:
     """One query and its moment in seconds, clipped to [0, duration]; `moment_valid` is start < end."""
@@ -194,12 +204,9 @@ class SplitAnnotations:
             raise AnnotationFormatError(
                 f"{where}: video {video_id!r} has duration {duration}, earlier records said {video.duration}"
             )
-        if not -TIME_TOLERANCE_S <= start <= duration + TIME_TOLERANCE_S:
-            self.num_start_clipped += 1
-        if not -TIME_TOLERANCE_S <= end <= duration + TIME_TOLERANCE_S:
-            self.num_end_clipped += 1
-        # Times are stored as float64, the values the file wrote (docs/metrics.md: float32 loses exact IoU ties).
-        start, end = (min(max(t, 0.0), duration) for t in (start, end))
+        start, end, start_clipped, end_clipped = clip_moment(start, end, duration)
+        self.num_start_clipped += start_clipped
+        self.num_end_clipped += end_clipped
         annotation = Annotation(clean_query(query, where), start, end, start < end)
         self.num_invalid += not annotation.moment_valid
         video.annotations.append(annotation)
@@ -250,10 +257,19 @@ def seconds_feature(doc: str) -> tfds.features.Tensor:
     return tfds.features.Tensor(shape=(), dtype=np.float64, encoding=tfds.features.Encoding.BYTES, doc=doc)
 
 
-def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
-    """The feature spec of every NLVL builder: one example per video (DESIGN.md, plus `moment_valid`)."""
+def video_features(
+    feature_dim: int,
+    video_extras: Mapping[str, tfds.features.FeatureConnector] | None = None,
+    annotation_extras: Mapping[str, tfds.features.FeatureConnector] | None = None,
+) -> tfds.features.FeaturesDict:
+    """The feature spec of every NLVL builder: one example per video (DESIGN.md, plus `moment_valid`).
+
+    A builder may add fields of its own to the example (`video_extras`) and to each annotation
+    (`annotation_extras`, e.g. Ego4D's ids); the input pipeline carries extra annotation fields into its records.
+    """
     return tfds.features.FeaturesDict(
         {
+            **(video_extras or {}),
             "video_id": tfds.features.Text(),
             "duration": seconds_feature("seconds"),
             # Stored as raw bytes: serializing as a float list is ~90x slower (24 ms vs 0.3 ms for [130, 1024]).
@@ -268,6 +284,7 @@ def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
                     "moment_valid": tfds.features.Scalar(
                         np.bool_, doc="start < end; false records are kept for counts"
                     ),
+                    **(annotation_extras or {}),
                 }
             ),
         }
@@ -275,13 +292,19 @@ def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
 
 
 def load_features(path: epath.Path, feature_dim: int) -> np.ndarray:
-    """Loads a `[T, D]` feature file as float32; raises naming the file if it is unreadable or not
+    """Loads a `[T, D]` .npy feature file as float32; raises naming the file if it is unreadable or not
     a non-empty, finite, floating-point array with D == `feature_dim`."""
     try:
         with path.open("rb") as f:
             array = np.load(f, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
         raise ValueError(f"{path}: cannot read a .npy array: {error}") from None
+    return checked_features(array, path, feature_dim)
+
+
+def checked_features(array: np.ndarray, path: epath.Path, feature_dim: int) -> np.ndarray:
+    """`array` as float32 if it is a non-empty, finite, floating-point [T, feature_dim] array; else an error naming
+    `path`, the file it was read from."""
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{path}: features must be floating point, got dtype {array.dtype}")
     if array.ndim != 2 or array.shape[1] != feature_dim:
@@ -317,7 +340,46 @@ class FeatureConfig(tfds.core.BuilderConfig):
     feature_dim: int = 1024
 
 
-class AnnotatedVideoBuilder(tfds.core.GeneratorBasedBuilder):
+class ScalableBuilder(tfds.core.GeneratorBasedBuilder):
+    """A builder that generates in process by default, and with Apache Beam when the build asks for it.
+
+    `tfds build ... --beam_pipeline_options=runner=DirectRunner` (any runner: Dataflow, Spark, Flink), or a
+    `tfds.download.DownloadConfig` with `beam_options` or `beam_runner`, turns every split into a Beam pipeline that
+    applies the same function to the same work items, so it writes the same records as the in-process build.
+    Subclasses return `self.examples(items, make_examples)` from `_generate_examples`: `make_examples(item)` yields
+    (key, example) pairs, and must pickle for Beam's workers (a module-level function, or `functools.partial` of one
+    over plain values).
+    """
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        self._use_beam = download_config.beam_runner is not None or download_config.beam_options is not None
+        super()._download_and_prepare(dl_manager, download_config)
+
+    def examples(self, items: Iterable[Any], make_examples: Callable[[Any], Iterable[tuple[str, Any]]]):
+        """A generator of the (key, example) pairs of every item in process; a Beam PTransform with Beam."""
+        items = list(items)
+        if getattr(self, "_use_beam", False):
+            beam = tfds.core.lazy_imports.apache_beam
+            return beam.Create(items) | beam.FlatMap(make_examples)
+        return itertools.chain.from_iterable(map(make_examples, items))
+
+
+def warn_missing_features(builder_name: str, split_name: str, missing: Sequence[str], total: int, left_out: int, where):
+    """Logs the videos of a split left out for want of a feature file: their count, annotations and first ids."""
+    if missing:
+        logging.warning(
+            "%s %s: %d of %d videos have no feature file and are left out (%d annotations); first: %s (in %s)",
+            builder_name,
+            split_name,
+            len(missing),
+            total,
+            left_out,
+            ", ".join(missing[:MAX_REPORTED_IDS]),
+            where,
+        )
+
+
+class AnnotatedVideoBuilder(ScalableBuilder):
     """Base of the builders whose annotations come from files: subclasses only parse those files.
 
     Subclasses set `HOMEPAGE`, `BUILDER_CONFIGS` (of `FeatureConfig`), `MANUAL_DOWNLOAD_INSTRUCTIONS`
@@ -352,31 +414,27 @@ class AnnotatedVideoBuilder(tfds.core.GeneratorBasedBuilder):
             missing = [vid for vid in split.videos if not (feature_dir / f"{vid}.npy").exists()]
             reports[name] = split_report(split, missing)
             logging.info("%s %s: %s", self.name, name, reports[name])
-            if missing:
-                logging.warning(
-                    "%s %s: %d of %d videos have no feature file and are left out (%d annotations); first: %s (in %s)",
-                    self.name,
-                    name,
-                    len(missing),
-                    len(split.videos),
-                    split.num_annotations - reports[name]["annotations"],
-                    ", ".join(missing[:MAX_REPORTED_IDS]),
-                    feature_dir,
-                )
+            left_out = split.num_annotations - reports[name]["annotations"]
+            warn_missing_features(self.name, name, missing, len(split.videos), left_out, feature_dir)
         self.info.metadata[METADATA_REPORT_KEY] = reports
         return {name: self._generate_examples(split, feature_dir) for name, split in splits.items()}
 
     def _generate_examples(self, split: SplitAnnotations, feature_dir: epath.Path):
-        for video in split.videos.values():
-            path = feature_dir / f"{video.video_id}.npy"
-            if not path.exists():
-                continue  # counted and reported by _split_generators
-            yield (
-                video.video_id,
-                {
-                    "video_id": video.video_id,
-                    "duration": video.duration,
-                    "features": load_features(path, self.builder_config.feature_dim),
-                    "annotations": [dataclasses.asdict(a) for a in video.annotations],
-                },
-            )
+        videos = [video for video in split.videos.values() if (feature_dir / f"{video.video_id}.npy").exists()]
+        make = functools.partial(
+            video_example, feature_dir=str(feature_dir), feature_dim=self.builder_config.feature_dim
+        )
+        return self.examples(videos, make)  # videos without features: counted and reported by _split_generators
+
+
+def video_example(video: VideoAnnotations, feature_dir: str, feature_dim: int) -> Iterator[tuple[str, dict]]:
+    """The one (key, example) pair of a video: its annotations and `<feature_dir>/<video_id>.npy`."""
+    yield (
+        video.video_id,
+        {
+            "video_id": video.video_id,
+            "duration": video.duration,
+            "features": load_features(epath.Path(feature_dir) / f"{video.video_id}.npy", feature_dim),
+            "annotations": [dataclasses.asdict(a) for a in video.annotations],
+        },
+    )
