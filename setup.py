@@ -27,6 +27,11 @@ setuptools.setup(
         "importlib_resources",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6"],  # tfds.testing needs dill
+        # Reading the official Ego4D feature files (`<video_uid>.pt`, torch tensors) in tfds_builders/ego4d_nlq;
+        # a `.npy` beside one is read without torch.
+        "torch": ["torch>=2.1"],
+        # tfds.testing needs dill. torch for the Ego4D .pt tests; pinned, since an unpinned torch pulls a multi-GB
+        # CUDA build and the pinned one is the CPU wheel.
+        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0"],
     },
 )
