@@ -27,6 +27,8 @@ def read_predictions(path, selection="pm"):
     with open(path, encoding="utf-8") as f:
         for line in f:
             record = json.loads(line)
+            if record["gt"] is None:  # a query released without times: not scored
+                continue
             ranked = record.get("predictions", record.get(f"predictions_{selection}"))
             predictions.append([[p["start"], p["end"]] for p in ranked])
             truth.append(record["gt"])

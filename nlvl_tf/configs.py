@@ -34,6 +34,7 @@ SCHEMA = {
         ("label_method", "iou_argmax", "time -> index: iou_argmax (the authors' code) or round (the paper)"),
         ("resample_include_last", True, "False: the authors' resampling, which drops the last raw feature row"),
         ("skip_invalid_moments", True, "training skips records whose moment is empty after clipping"),
+        ("min_train_moment_seconds", 0.0, "training keeps only moments longer than this (Ego4D baseline: 1/30)"),
         ("drop_remainder", True, "training drops the last partial batch"),
         ("length_bucketing", False, "pad batches to n/4, n/2 or n by video length (not for vslnet_l)"),
         ("vocabulary_splits", "all", "queries counted for the vocabulary: all splits (the authors) or train"),
@@ -91,6 +92,8 @@ SCHEMA = {
         ("top_k", 5, "ranked moments kept per query"),
         ("selection", "pm", "VSLNet-L candidate selection reported and used to pick checkpoints: pm or u"),
         ("iou_rule", ">=", "Rank@k hit: >= (IoU >= mu, the authors' code) or > (IoU > mu, Ego4D); docs/metrics.md"),
+        ("ego4d_metric", False, "also score with the Ego4D NLQ evaluator's rules (ego4d_metrics.json)"),
+        ("submission_split", "", "after training, predict this split into an Ego4D challenge submission.json"),
     ),
     "export": (
         ("top_k", 5, "moments the SavedModel returns per query"),
