@@ -340,25 +340,54 @@ class FeatureConfig(tfds.core.BuilderConfig):
     feature_dim: int = 1024
 
 
+class LostExamplesError(RuntimeError):
+    """A build wrote a different number of examples than its work items make: records were lost or duplicated."""
+
+
 class ScalableBuilder(tfds.core.GeneratorBasedBuilder):
     """A builder that generates in process by default, and with Apache Beam when the build asks for it.
 
     `tfds build ... --beam_pipeline_options=runner=DirectRunner` (any runner: Dataflow, Spark, Flink), or a
     `tfds.download.DownloadConfig` with `beam_options` or `beam_runner`, turns every split into a Beam pipeline that
     applies the same function to the same work items, so it writes the same records as the in-process build.
-    Subclasses return `self.examples(items, make_examples)` from `_generate_examples`: `make_examples(item)` yields
-    (key, example) pairs, and must pickle for Beam's workers (a module-level function, or `functools.partial` of one
-    over plain values).
+    Subclasses return `self.examples(split, items, make_examples, num_examples)` from `_generate_examples`:
+    `make_examples(item)` yields (key, example) pairs, and must pickle for Beam's workers (a module-level function, or
+    `functools.partial` of one over plain values).
+
+    After the build, every split's example count is checked against what its items make: Beam's DirectRunner in
+    multi_processing mode was seen to drop records without a word (docs/benchmarks.md), so a count that differs is
+    a `LostExamplesError` and the build is not published.
     """
 
     def _download_and_prepare(self, dl_manager, download_config):
         self._use_beam = download_config.beam_runner is not None or download_config.beam_options is not None
+        self._expected_examples = {}
         super()._download_and_prepare(dl_manager, download_config)
+        if download_config.max_examples_per_split is not None:
+            return  # a capped build writes fewer on purpose
+        written = {name: split.num_examples for name, split in self.info.splits.items()}
+        wrong = {name: count for name, count in self._expected_examples.items() if written.get(name, 0) != count}
+        if wrong:
+            raise LostExamplesError(
+                f"{self.name}: the build wrote "
+                + ", ".join(f"{written.get(name, 0)} of {count} {name} examples" for name, count in wrong.items())
+                + " (records lost or duplicated by the runner); nothing was published"
+            )
 
-    def examples(self, items: Iterable[Any], make_examples: Callable[[Any], Iterable[tuple[str, Any]]]):
-        """A generator of the (key, example) pairs of every item in process; a Beam PTransform with Beam."""
+    def examples(
+        self,
+        split: str,
+        items: Iterable[Any],
+        make_examples: Callable[[Any], Iterable[tuple[str, Any]]],
+        num_examples: int | None = None,
+    ):
+        """A generator of the (key, example) pairs of every item in process; a Beam PTransform with Beam.
+
+        num_examples: how many examples the items make (checked after the build); None: one per item.
+        """
         items = list(items)
-        if getattr(self, "_use_beam", False):
+        self._expected_examples[split] = len(items) if num_examples is None else num_examples
+        if self._use_beam:
             beam = tfds.core.lazy_imports.apache_beam
             return beam.Create(items) | beam.FlatMap(make_examples)
         return itertools.chain.from_iterable(map(make_examples, items))
@@ -417,14 +446,15 @@ class AnnotatedVideoBuilder(ScalableBuilder):
             left_out = split.num_annotations - reports[name]["annotations"]
             warn_missing_features(self.name, name, missing, len(split.videos), left_out, feature_dir)
         self.info.metadata[METADATA_REPORT_KEY] = reports
-        return {name: self._generate_examples(split, feature_dir) for name, split in splits.items()}
+        return {name: self._generate_examples(name, split, feature_dir) for name, split in splits.items()}
 
-    def _generate_examples(self, split: SplitAnnotations, feature_dir: epath.Path):
+    def _generate_examples(self, name: str, split: SplitAnnotations, feature_dir: epath.Path):
+        # Videos without features are left out here; _split_generators counted and reported them.
         videos = [video for video in split.videos.values() if (feature_dir / f"{video.video_id}.npy").exists()]
         make = functools.partial(
             video_example, feature_dir=str(feature_dir), feature_dim=self.builder_config.feature_dim
         )
-        return self.examples(videos, make)  # videos without features: counted and reported by _split_generators
+        return self.examples(name, videos, make)
 
 
 def video_example(video: VideoAnnotations, feature_dir: str, feature_dim: int) -> Iterator[tuple[str, dict]]:

@@ -367,10 +367,12 @@ class Builder(common.ScalableBuilder):
             left_out = sum(len(clip.queries) for clip in missing)
             common.warn_missing_features(self.name, name, missing_videos, len(by_video), left_out, feature_dir)
             with_features = [(uid, clips) for uid, clips in by_video.items() if uid not in missing_set]
-            generators[name] = self._generate_examples(with_features, feature_dir)
+            generators[name] = self._generate_examples(name, with_features, feature_dir)
         self.info.metadata[common.METADATA_REPORT_KEY] = reports
         return generators
 
-    def _generate_examples(self, videos: list[tuple[str, list[Clip]]], feature_dir: epath.Path):
-        dim = self.builder_config.feature_dim
-        return self.examples(videos, functools.partial(clip_examples, feature_dir=str(feature_dir), feature_dim=dim))
+    def _generate_examples(self, name: str, videos: list[tuple[str, list[Clip]]], feature_dir: epath.Path):
+        make = functools.partial(
+            clip_examples, feature_dir=str(feature_dir), feature_dim=self.builder_config.feature_dim
+        )
+        return self.examples(name, videos, make, num_examples=sum(len(clips) for _, clips in videos))

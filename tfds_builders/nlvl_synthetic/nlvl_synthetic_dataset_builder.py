@@ -52,7 +52,7 @@ class Builder(common.ScalableBuilder):
         spec = self.builder_config.spec
         indices = range(spec.num_videos[generator.SPLITS.index(split)])
         make = functools.partial(video_example, spec=spec, split=split, protos=generator.prototypes(spec))
-        return self.examples(indices, make)
+        return self.examples(split, indices, make)
 
 
 def video_example(index: int, spec: generator.SyntheticSpec, split: str, protos: np.ndarray):

@@ -4,8 +4,10 @@ import dataclasses
 import pathlib
 
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
+from nlvl_tf.data import builder_common as common
 from tests import tfds_builds
 
 from . import generator, nlvl_synthetic_dataset_builder
@@ -60,3 +62,22 @@ def test_beam_build_equals_the_in_process_build(synthetic_data_dir, tmp_path):
     in_process = tfds.builder("nlvl_synthetic/small", data_dir=synthetic_data_dir)
     with_beam = tfds_builds.build(nlvl_synthetic_dataset_builder.Builder, "small", tmp_path, beam=True)
     tfds_builds.assert_same_records(in_process, with_beam)
+
+
+def test_a_build_that_loses_records_fails_and_publishes_nothing(tmp_path, monkeypatch):
+    """The example count check (builder_common.ScalableBuilder) turns a silent loss into an error."""
+    original = nlvl_synthetic_dataset_builder.video_example
+
+    def lossy(index, **kwargs):
+        if index != 1:
+            yield from original(index, **kwargs)
+
+    monkeypatch.setattr(nlvl_synthetic_dataset_builder, "video_example", lossy)
+    config = nlvl_synthetic_dataset_builder.SyntheticConfig(
+        name="small_7_videos", spec=dataclasses.replace(generator.SMALL, num_videos=(3, 2, 2)), description="7 videos."
+    )
+    builder = nlvl_synthetic_dataset_builder.Builder(config=config, data_dir=str(tmp_path))
+    message = "nlvl_synthetic: the build wrote 2 of 3 train examples, 1 of 2 validation examples, 1 of 2 test examples"
+    with pytest.raises(common.LostExamplesError, match=message):
+        builder.download_and_prepare()
+    assert not list(tmp_path.rglob("dataset_info.json"))
