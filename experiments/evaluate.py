@@ -4,7 +4,11 @@ nlvl_tf.figures in W/eval/<split>/plots/. For Ego4D NLQ (config.eval.ego4d_metri
 dataset) it also prints and writes (ego4d_metrics.json) the official evaluator's numbers, and --submission writes
 the split's predictions as a challenge file.
 
+On a sweep directory (sweep.py's W), re-evaluates every seed's checkpoint (writing each W/seed_<seed>/eval/<split>/
+as above), prints the table over seeds and writes it to W/eval/<split>/summary.json and summary.txt.
+
     python experiments/evaluate.py --workdir=/tmp/run [--split=test]
+    python experiments/evaluate.py --workdir=/tmp/sweep [--split=test]
     python experiments/evaluate.py --workdir=/tmp/ego4d --split=validation      # both conventions
     python experiments/evaluate.py --workdir=/tmp/ego4d --split=test --submission=/tmp/nlq_submission.json
     python experiments/evaluate.py --workdir=/tmp/run_l --plots [--plot_queries=3 | --plot_indices=4,17]
@@ -14,9 +18,12 @@ the split's predictions as a challenge file.
 from absl import app, flags
 
 from nlvl_tf import cli
-from nlvl_tf.eval import evaluation, figures
+from nlvl_tf import workdir as workdir_lib
+from nlvl_tf.eval import evaluation, figures, summary
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (holds config.json and checkpoints).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "A training workdir (holds config.json and checkpoints), or a sweep directory (sweep.py's)."
+)
 _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate; default: the config's eval_split.")
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to evaluate.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Override the TFDS data dir recorded in the workdir's config.")
@@ -89,6 +96,18 @@ def main(argv):
     plot_flags = [flag for flag in ("plot_queries", "plot_indices", "compare_workdir") if flags.FLAGS[flag].present]
     if plot_flags and not _PLOTS.value:
         raise app.UsageError(f"--{', --'.join(plot_flags)} need --plots")
+    if workdir_lib.is_sweep(_WORKDIR.value):
+        one_run_flags = [flag for flag in ("plots", "submission", "ego4d_metric") if flags.FLAGS[flag].present]
+        if one_run_flags:
+            raise app.UsageError(
+                f"--{', --'.join(one_run_flags)}: for one run; give one seed's workdir, W/seed_<seed>, not the sweep"
+            )
+        print(
+            summary.format_table(
+                summary.evaluate_sweep(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _DATA_DIR.value)
+            )
+        )
+        return
     report = evaluation.evaluate_workdir(
         _WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _DATA_DIR.value, _EGO4D_METRIC.value, _SUBMISSION.value
     )

@@ -6,10 +6,13 @@ checkpoint.
     python experiments/train.py [--config=experiments/configs/tacos.py] --list_config   # variants and every key
 """
 
+import os
+
 from absl import app, flags
 from ml_collections import config_flags
 
 from nlvl_tf import cli, configs
+from nlvl_tf import workdir as workdir_lib
 from nlvl_tf.train import trainer
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -30,6 +33,7 @@ def main(argv):
     missing = [name for name, value in (("config", _CONFIG.value), ("workdir", _WORKDIR.value)) if value is None]
     if missing:
         raise app.UsageError(f"--{' and --'.join(missing)} required (or --list_config)")
+    cli.write_log_to(os.path.join(_WORKDIR.value, workdir_lib.LOG_FILE))
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

@@ -1,10 +1,19 @@
-"""Entry-point plumbing: absl's app.run with user errors reported as one line instead of a traceback."""
+"""Entry-point plumbing: absl's app.run with user errors reported as one line instead of a traceback, and a quiet
+console.
 
+Importing this module (entry points do, before TensorFlow) silences TensorFlow's C++ start-up lines unless the command
+line asks for `--verbosity` >= 1 (or TF_CPP_MIN_LOG_LEVEL is set). Under `run`, the console shows the project's own
+progress, warnings and results; other libraries' messages (TensorFlow, TFDS, gensim, Python warnings) only at ERROR
+and above, or all of them with `--verbosity=1`. `write_log_to` keeps everything in a log file as well.
+"""
+
+import logging as python_logging
 import os
 import re
 import sys
+import tempfile
 
-from absl import app, logging
+from absl import app, flags, logging
 
 # Errors a user's input or files cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, UnicodeError)
@@ -13,6 +22,121 @@ USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, Unicode
 FAULTS = (ConnectionError,)
 USER_ERROR_STATUS = 2
 FAULT_STATUS = 3
+# Where the project's own messages come from: the package and the entry point scripts.
+_OWN_CODE = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(sys.argv[0] or ".")))
+
+
+def _verbosity_requested(argv):
+    """The --verbosity / -v value on a command line not parsed yet (0 when absent)."""
+    for index, arg in enumerate(argv):
+        match = re.fullmatch(r"(?:--verbosity|-v)(?:=(-?\d+))?", arg)
+        if match:
+            value = match.group(1) or (argv[index + 1] if index + 1 < len(argv) else "0")
+            return int(value) if re.fullmatch(r"-?\d+", value) else 0
+    return 0
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with the process's stderr sent to a file: its native libraries print their start-up lines
+    (oneDNN, CUDA drivers) before their log settings apply. Returns what they printed, for the log file."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            printed = captured.read().decode("utf-8", errors="replace")
+    return printed
+
+
+_VERBOSE = _verbosity_requested(sys.argv[1:]) >= 1
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _VERBOSE else "3")
+_TENSORFLOW_START_UP = "" if _VERBOSE or "tensorflow" in sys.modules else _import_tensorflow_quietly()
+
+
+class _ConsoleFilter(python_logging.Filter):
+    """Lets through the project's own messages (INFO and up) and everyone's errors, or everything when verbose."""
+
+    def filter(self, record):
+        if flags.FLAGS.is_parsed() and flags.FLAGS.verbosity >= 1:
+            return True
+        return record.levelno >= python_logging.ERROR or (
+            record.levelno >= python_logging.INFO and record.pathname.startswith(_OWN_CODE)
+        )
+
+
+class _ConsoleFormatter(python_logging.Formatter):
+    """`message` for progress, `warning: message` / `error: message` above INFO."""
+
+    def format(self, record):
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        return message if record.levelno <= python_logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
+class DeferredFileHandler(python_logging.Handler):
+    """Writes every record to `path`, holding them in memory until the file's directory exists (a run that stops
+    before creating its workdir leaves no trace there)."""
+
+    def __init__(self, path):
+        super().__init__(python_logging.DEBUG)
+        self.path = path
+        self.pending = []
+        self.stream = None
+        self.setFormatter(
+            python_logging.Formatter("%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d] %(message)s")
+        )
+
+    def emit(self, record):
+        if self.stream is None:
+            self.pending.append(record)
+            if not os.path.isdir(os.path.dirname(self.path) or "."):
+                return
+            self.stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (open for the process's lifetime)
+            records, self.pending = self.pending, []
+        else:
+            records = [record]
+        for item in records:
+            self.stream.write(self.format(item) + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.stream is not None:
+            self.stream.close()
+        super().close()
+
+
+def write_log_to(path):
+    """Also writes every log record (all libraries, DEBUG and up) to `path` once its directory exists."""
+    handler = DeferredFileHandler(path)
+    python_logging.getLogger().addHandler(handler)
+    if _TENSORFLOW_START_UP:
+        handler.emit(
+            python_logging.LogRecord(
+                "tensorflow",
+                python_logging.INFO,
+                __file__,
+                0,
+                "TensorFlow start-up:\n%s",
+                (_TENSORFLOW_START_UP.strip(),),
+                None,
+            )
+        )
+    python_logging.getLogger().setLevel(python_logging.DEBUG if flags.FLAGS.verbosity >= 1 else python_logging.INFO)
+    return handler
+
+
+def _quiet_console():
+    """The absl stderr handler keeps the project's messages, without absl's prefix; library chatter goes to files."""
+    handler = logging.get_absl_handler()
+    handler.addFilter(_ConsoleFilter())
+    handler.setFormatter(_ConsoleFormatter())
+    python_logging.captureWarnings(True)
+    python_logging.getLogger().setLevel(python_logging.DEBUG if flags.FLAGS.verbosity >= 1 else python_logging.INFO)
 
 
 def reject_extra_arguments(argv):
@@ -52,12 +176,14 @@ def _parse_flags(argv):
 
 
 def run(main):
-    """`app.run(main)`, printing `error: <message>` and exiting with status 2 on a user error (3 on a fault).
+    """`app.run(main)` with a quiet console, printing `error: <message>` and exiting with status 2 on a user error (3
+    on a fault).
 
     Set NLVL_TRACEBACK=1 to see the full traceback as well.
     """
 
     def guarded(argv):
+        _quiet_console()
         try:
             return main(argv)
         except USER_ERRORS as error:

@@ -1,5 +1,5 @@
-"""The layout of a training workdir, its saved config and checkpoints, and the file operations that keep a workdir
-whole when a run is killed at any point."""
+"""The layout of a training workdir (and of a sweep: one training workdir per seed), its saved config and
+checkpoints, and the file operations that keep a workdir whole when a run is killed at any point."""
 
 import json
 import os
@@ -16,6 +16,13 @@ VOCABULARY_DIR = "vocabulary"
 CHECKPOINTS_DIR = "checkpoints"
 BEST_DIR = "best"
 EVAL_DIR = "eval"
+LOG_FILE = "log.txt"  # every library's log messages, beside the quiet console
+# A sweep directory W holds one training workdir per seed, W/seed_<seed>/, each with SEED_RESULT_FILE once its run
+# (training and final evaluation) has finished, and the statistics over seeds in W/summary.json (+ a table, .txt).
+SEED_RESULT_FILE = "result.json"
+SWEEP_SUMMARY_FILE = "summary.json"
+SWEEP_TABLE_FILE = "summary.txt"
+_SEED_DIR = re.compile(r"seed_(\d+)")
 # tf.train.CheckpointManager's file names: <directory>/ckpt-<number>.index (+ .data-*); the number is the step.
 _CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index")
 
@@ -30,6 +37,26 @@ def write_atomically(path, contents):
     with open(partial, "w", encoding="utf-8") as f:
         f.write(contents)
     os.replace(partial, path)
+
+
+def seed_dir(sweep_dir, seed):
+    """The training workdir of `seed` in a sweep directory."""
+    return os.path.join(sweep_dir, f"seed_{seed}")
+
+
+def sweep_seeds(sweep_dir):
+    """The seeds that have a `seed_<seed>` workdir in `sweep_dir`, ascending."""
+    if not os.path.isdir(sweep_dir):
+        return []
+    matches = (_SEED_DIR.fullmatch(name) for name in os.listdir(sweep_dir))
+    return sorted(
+        int(match.group(1)) for match in matches if match and os.path.isdir(os.path.join(sweep_dir, match[0]))
+    )
+
+
+def is_sweep(directory):
+    """Whether `directory` is a sweep (it has a summary or seed workdirs) rather than one training workdir."""
+    return os.path.exists(os.path.join(directory, SWEEP_SUMMARY_FILE)) or bool(sweep_seeds(directory))
 
 
 def load_config(workdir):

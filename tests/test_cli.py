@@ -78,6 +78,36 @@ def test_an_unknown_config_key_names_the_flag_and_the_key(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_dataset_that_is_not_built_names_the_command_and_leaves_no_workdir(tmp_path):
+    workdir = tmp_path / "run"
+    result = run(
+        REPO / "experiments" / "train.py",
+        f"--config={SMOKE}",
+        f"--workdir={workdir}",
+        f"--config.data.data_dir={tmp_path / 'nothing'}",
+    )
+    assert result.returncode == 2
+    assert error_line(result).startswith(
+        f"error: dataset 'nlvl_synthetic/small' is not built in {tmp_path / 'nothing'}: run `tfds build "
+        f"tfds_builders/nlvl_synthetic --config=small --data_dir={tmp_path / 'nothing'}` first"
+    )
+    assert not workdir.exists()
+
+
+def test_list_config_prints_the_variants_and_every_key_with_its_meaning():
+    result = run(
+        REPO / "experiments" / "train.py",
+        f"--config={REPO}/experiments/configs/tacos.py:vslnet_l_pm,smoke",
+        "--list_config",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "variants: vslbase_s, vslnet_s, vslbase_l" in result.stdout and "(add ,smoke to any)" in result.stdout
+    assert "  model.clip_lengths = (20, 30): VSLNet-L scales" in result.stdout
+    assert "  train.epochs = 1: training epochs" in result.stdout
+    for section, entries in configs.SCHEMA.items():
+        assert all(f"  {section}.{key} = " in result.stdout for key, _, _ in entries)
+
+
 def test_a_corrupt_glove_file_is_named_with_its_line(tmp_path, synthetic_data_dir):
     glove = tmp_path / "glove.txt"
     glove.write_text("the 0.1 0.2\nperson 0.3\n", encoding="utf-8")

@@ -134,12 +134,13 @@ def test_fresh_tensorflow_only_process_gets_the_keras_models_answers(model_type,
 
 
 def test_metadata_is_readable_from_the_savedmodel_alone(tmp_path, vocabulary_dir):
-    _, _, export_dir = _exported(tmp_path, vocabulary_dir, "vslnet_l")
+    _, model, export_dir = _exported(tmp_path, vocabulary_dir, "vslnet_l")
     loaded = tf.saved_model.load(str(export_dir))
     metadata = json.loads(loaded.signatures["metadata"]()["metadata"].numpy())
     assert metadata["model"] == "vslnet_l" and metadata["max_video_len"] == 24 and metadata["feature_dim"] == 12
     assert metadata["tokenizer_version"] == text.TOKENIZER_VERSION and metadata["top_k"] == 4
     assert metadata["vocabulary_size"] == text.Vocabulary.load(vocabulary_dir).num_words
+    assert metadata["vocabulary_size"] == model.get_config()["vocabulary_size"]  # one meaning: ids incl. PAD, UNK
     assert metadata["config"]["model"]["clip_lengths"] == [6, 8, 12]
 
 

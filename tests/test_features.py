@@ -8,7 +8,7 @@ from nlvl_tf.data import features
 
 
 def authors_resample(visual_feature, max_num_clips, include_last=True):
-    """The authors' `visual_feature_sampling` (spec 1.5); include_last=True drops its clip to L - 1."""
+    """The authors' `visual_feature_sampling` (docs/model.md 1.5); include_last=True drops its clip to L - 1."""
     num_clips = visual_feature.shape[0]
     if num_clips <= max_num_clips:
         return visual_feature

@@ -11,7 +11,7 @@ from nlvl_tf.data import input_pipeline, text
 
 
 def video_dataset(videos, with_moment_valid=True):
-    """A tf.data.Dataset of videos in the TFDS feature spec (DESIGN.md), from plain dicts."""
+    """A tf.data.Dataset of videos in the TFDS feature spec (tfds_builders/README.md), from plain dicts."""
     feature_dim = videos[0]["features"].shape[1]
     annotation_signature = {
         "query": tf.TensorSpec([None], tf.string),

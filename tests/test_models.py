@@ -194,11 +194,11 @@ def test_a_few_optimizer_steps_lower_the_loss_on_a_fixed_batch(variant):
 def test_vslnet_parameter_count_matches_the_authors_tf_model():
     """d=128, 8 heads, kernel 7, n=128, word dim 300, video dim 1024, 1,300 words, 40 characters: 781,769.
 
-    Per component (TF, spec 2.6): video projection 131,200; query projection 51,328; char CNN 15,100 + char table
-    39 x 50 = 1,950 (PAD row constant); UNK 300; encoder 153,600; CQA 65,920; pooling + concat 33,024; highlight 129;
-    predictor 329,218. The authors' PyTorch port has 782,971 = 781,769 + 50 (trainable char PAD row) + 128 (bias of the
-    CQA output layer) + 2 x 512 (PyTorch's second LSTM bias vector); we follow the TF model, which made the paper's
-    numbers. The frozen GloVe rows are not trainable.
+    Per component (TF, docs/model.md 2.6): video projection 131,200; query projection 51,328; char CNN 15,100 +
+    char table 39 x 50 = 1,950 (PAD row constant); UNK 300; encoder 153,600; CQA 65,920; pooling + concat 33,024;
+    highlight 129; predictor 329,218. The authors' PyTorch port has 782,971 = 781,769 + 50 (trainable char PAD row)
+    + 128 (bias of the CQA output layer) + 2 x 512 (PyTorch's second LSTM bias vector); we follow the TF model, which
+    made the paper's numbers. The frozen GloVe rows are not trainable.
     """
     config = configs.base_config().model
     config.update(video_feature_dim=1024, max_position=128)  # n = 128
@@ -231,7 +231,7 @@ def test_vslnet_l_clip_pass_equals_running_each_clip_separately():
     for k in range(3):
         clip, clip_mask = video[:, 8 * k : 8 * (k + 1)], video_mask[:, 8 * k : 8 * (k + 1)]
         encoded = model.feature_encoder(clip, clip_mask)
-        attended, _ = model.cross_attention(encoded, query, clip_mask, query_mask)
+        attended = model.cross_attention(encoded, query, clip_mask, query_mask)
         nil_encoded, logits = model.nil_prediction(attended, clip_mask)
         clip_features.append(nil_encoded.numpy())
         clip_logits.append(logits.numpy())

@@ -1,4 +1,4 @@
-"""ActivityNet Captions, paper Table 3: train = train, validation = val_2, test = val_1 (the reported split).
+"""ActivityNet Captions, paper Table 4: train = train, validation = val_2, test = val_1 (the reported split).
 
 Variants: vslbase, vslnet (n = 300), vslbase_n128, vslnet_n128 (the starred ACL-version rows), vslnet_l_pm,
 vslnet_l_u (n = 300, scales 60/75/100/150; the two candidate selection strategies), vslnet_c3d (the official 500-d

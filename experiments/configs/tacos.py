@@ -1,4 +1,4 @@
-"""TACoS, paper Tables 4 and 10: the 2D-TAN split ("tan", I3D) and the TALL split ("org", C3D 4096).
+"""TACoS, paper Tables 3 and 10: the 2D-TAN split ("tan", I3D) and the TALL split ("org", C3D 4096).
 
 Variants (add `_org` for the TALL split): vslbase_s, vslnet_s (n = 300), vslbase_l, vslnet_l_len (n = 600),
 vslnet_l_pm_s, vslnet_l_u_s (n = 300, scales 60/75/100/150), vslnet_l_pm, vslnet_l_u (n = 600, scales

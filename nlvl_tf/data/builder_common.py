@@ -262,7 +262,7 @@ def video_features(
     video_extras: Mapping[str, tfds.features.FeatureConnector] | None = None,
     annotation_extras: Mapping[str, tfds.features.FeatureConnector] | None = None,
 ) -> tfds.features.FeaturesDict:
-    """The feature spec of every NLVL builder: one example per video (DESIGN.md, plus `moment_valid`).
+    """The feature spec of every NLVL builder: one example per video (tfds_builders/README.md, "Feature spec").
 
     A builder may add fields of its own to the example (`video_extras`) and to each annotation
     (`annotation_extras`, e.g. Ego4D's ids); the input pipeline carries extra annotation fields into its records.

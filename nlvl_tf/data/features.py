@@ -1,6 +1,6 @@
 """Visual feature sequences: resampling to at most n positions, and padding with a mask (TF ops).
 
-Resampling follows the authors' `visual_feature_sampling` (spec 1.5): a sequence of L <= n rows is
+Resampling follows the authors' `visual_feature_sampling` (docs/model.md 1.5): a sequence of L <= n rows is
 kept as is (no upsampling); a longer one is cut into n bins with boundaries
 b_i = round(i / n * L) (float64, half-to-even, i = 0..n) and each output row is the mean of its bin.
 

@@ -8,7 +8,7 @@ and `eval_batches` then only gather: a batch of record ids becomes a batch dict 
 gathered from the table and zero-padded, the queries encoded by `text.QueryEncoder`, and the
 highlight labels from `labels.highlight_labels`.
 
-Input: a tf.data.Dataset of videos as TFDS builders yield them (DESIGN.md, TFDS feature spec):
+Input: a tf.data.Dataset of videos as TFDS builders yield them (the feature spec of tfds_builders/README.md):
 {video_id, duration, features [L, D], annotations: {query, start, end[, moment_valid][, annotated][, ...]}}; when
 `moment_valid` is absent it is derived as start < end. `annotated` false marks a query released without times (the
 Ego4D test split): it is never trained on and not scored, only predicted. Any other annotation field (Ego4D's

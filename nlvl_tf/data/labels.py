@@ -6,7 +6,7 @@ A video of duration T seconds is represented by N feature positions ("units"), u
 functions and in traced graphs, on one example (scalar inputs) or a batch ([B] inputs).
 `index_to_time` also accepts numpy inputs, so decoding, export and evaluation share one inverse map.
 
-References: reference_spec.md 1.6 (time -> index), 1.7 (highlight labels), 8.2 item 7 (nil labels).
+References: docs/model.md 1.6 (time -> index), 1.7 (highlight labels), 8.2 item 7 (nil labels).
 """
 
 import math
@@ -28,7 +28,7 @@ def _check_positive_int(name, value):
 
 
 def time_to_index(start_time, end_time, duration, length, method="iou_argmax"):
-    """Maps a moment in seconds to inclusive unit indices (spec 1.6).
+    """Maps a moment in seconds to inclusive unit indices (docs/model.md 1.6).
 
     The moment is first clipped to [0, duration]. Then, with N = `length` units:
 
@@ -103,7 +103,7 @@ def _iou_argmax_span(start, end, length):
 
 
 def index_to_time(start_index, end_index, duration, length, method="iou_argmax"):
-    """Maps inclusive unit indices back to seconds: start = s T / N, end = (e + 1) T / N (spec 1.6).
+    """Maps inclusive unit indices back to seconds: start = s T / N, end = (e + 1) T / N (docs/model.md 1.6).
 
     Both label methods share this inverse: with the inclusive convention of `time_to_index`, the
     paper's tau = a / N * T (a the rounded boundary, a_e = end_index + 1) is the same formula as the
@@ -136,7 +136,7 @@ def index_to_time(start_index, end_index, duration, length, method="iou_argmax")
 
 
 def highlight_labels(start_index, end_index, length, max_length, extend=0.1):
-    """Query-guided highlighting labels (spec 1.7): 1 on the moment extended by `extend` of its length.
+    """Query-guided highlighting labels (docs/model.md 1.7): 1 on the moment extended by `extend` of its length.
 
     ext = Round(extend * (e - s + 1)) with half-to-even rounding in float64 (as Python's round in the
     authors' code, e.g. 0.1 * 25 -> 2, 0.1 * 35 -> 4); ones on [max(0, s - ext), min(e + ext, N - 1)],
@@ -169,7 +169,7 @@ def highlight_labels(start_index, end_index, length, max_length, extend=0.1):
 
 
 def nil_labels(start_index, end_index, clip_length, num_clips):
-    """VSLNet-L nil-prediction labels (spec 8.2 item 7): 1 iff clip k overlaps the moment.
+    """VSLNet-L nil-prediction labels (docs/model.md 8.2 item 7): 1 iff clip k overlaps the moment.
 
     Clip k covers padded positions [k l, (k + 1) l - 1]; it is positive iff k l <= e and s <= (k + 1) l - 1,
     so a moment spanning several clips makes every one of them positive, interior clips included.
@@ -190,7 +190,7 @@ def nil_labels(start_index, end_index, clip_length, num_clips):
 
 
 def clip_mask(length, clip_length, num_clips):
-    """True for the VSLNet-L clips holding at least one valid position (k l < N), spec 8.2 item 1.
+    """True for the VSLNet-L clips holding at least one valid position (k l < N), docs/model.md 8.2 item 1.
 
     Args:
         length: number of valid positions N, int, scalar or [B].

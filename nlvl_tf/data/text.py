@@ -3,13 +3,13 @@
 One tokenizer (`tokenize`, TensorFlow string ops only) serves training, vocabulary building and the
 exported SavedModel, so a query is split the same way everywhere. It follows what the authors ran,
 `nltk.word_tokenize(s.strip().lower())` (Punkt sentence splitting + NLTK's improved Treebank
-tokenizer, spec 1.2), rewritten for RE2: lower-case (Unicode), punctuation split off, Treebank
+tokenizer, docs/model.md 1.2), rewritten for RE2: lower-case (Unicode), punctuation split off, Treebank
 contractions ("n't", "'s", "'re", "'ll", "'ve", "'m", "'d", "can not", "gon na"), `#` a token,
 curly quotes their own tokens, a period that ends a sentence inside the query split off (what Punkt
 sentence splitting does, except after a few abbreviations such as "mr."). Changing any rule changes
 `TOKENIZER_VERSION`, which the export records.
 
-Vocabulary (spec 1.3, 1.4): word ids 0 = PAD, 1 = UNK, 2.. = words that have a vector, by frequency;
+Vocabulary (docs/model.md 1.3, 1.4): word ids 0 = PAD, 1 = UNK, 2.. = words that have a vector, by frequency;
 char ids 0 = PAD, 1 = UNK, 2.. = chars seen at least `min_char_count` times. A `Vocabulary` is saved
 as plain text files (`words.txt`, `chars.txt`, line number = id) plus `word_vectors.npy` (the rows of
 ids 2..). `QueryEncoder` maps raw query strings to (word_ids, char_ids) with lookup tables built from
@@ -130,7 +130,7 @@ def tokenize_to_lists(queries, batch_size=4096):
 def count_tokens(token_lists):
     """Counts word and character occurrences, in order of first occurrence.
 
-    Characters are counted once per character of every word occurrence (spec 1.4), as code points.
+    Characters are counted once per character of every word occurrence (docs/model.md 1.4), as code points.
     Returns:
         (word_counts, char_counts): collections.Counter of str.
     """
@@ -144,7 +144,7 @@ def count_tokens(token_lists):
 
 @dataclasses.dataclass(frozen=True)
 class Vocabulary:
-    """Words and characters with their ids, and the word vectors (spec 1.3, 1.4).
+    """Words and characters with their ids, and the word vectors (docs/model.md 1.3, 1.4).
 
     Attributes:
         words: the words of ids 2, 3, ... in order (ids 0 and 1 are PAD and UNK).
@@ -261,7 +261,7 @@ def build_vocabulary(
     min_char_count=5,
     seed=0,
 ):
-    """Builds the vocabulary and word vectors from raw queries (spec 1.3, 1.4).
+    """Builds the vocabulary and word vectors from raw queries (docs/model.md 1.3, 1.4).
 
     Words and characters are counted over `queries` (the authors count all splits; pass only the
     training queries for a train-only vocabulary). Word ids 2.. go to the counted words that have a

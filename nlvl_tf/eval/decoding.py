@@ -1,4 +1,4 @@
-"""Span decoding (reference_spec.md 4) and VSLNet-L candidate selection (spec 8.2 item 10).
+"""Span decoding (docs/model.md 4) and VSLNet-L candidate selection (docs/model.md 8.2 item 10).
 
 TensorFlow ops with static shapes and no Python loops over the batch, so they trace once, compile
 under XLA and run inside the exported SavedModel. Spans are inclusive index pairs (s, e), s <= e;
@@ -61,7 +61,7 @@ def top_k_spans(start_probs, end_probs, mask, k):
 
 
 def best_span(start_probs, end_probs, mask):
-    """The most probable span s <= e (spec 4): `top_k_spans` with k = 1, without the k axis.
+    """The most probable span s <= e (docs/model.md 4): `top_k_spans` with k = 1, without the k axis.
 
     Returns:
         (start_index int32, end_index int32, joint_prob float32), each shaped like the leading axes
@@ -96,7 +96,7 @@ def select_max_probability(starts, ends, scores):
 
 
 def select_union(starts, ends, scores):
-    """VSLNet-L U: the union of the two scale candidates that overlap most (spec 8.2 item 10).
+    """VSLNet-L U: the union of the two scale candidates that overlap most (docs/model.md 8.2 item 10).
 
     Overlap is the IoU of [s, e + 1) in the index domain; ties go to the pair with the larger product
     of joint probabilities, then to the first pair (i < j, row-major). Output span [min s, max e] with

@@ -1,6 +1,6 @@
 """Evaluation: predictions of a split, the paper's metrics, and the files `evaluate.py` writes.
 
-Metrics follow reference_spec.md section 6: Rank@k IoU >= mu (or > mu: config.eval.iou_rule, decided exactly, see
+Metrics follow docs/model.md section 6: Rank@k IoU >= mu (or > mu: config.eval.iou_rule, decided exactly, see
 docs/metrics.md) in percent and mIoU, over every record of the split
 (records with start >= end included, so counts match the paper), plus the per-video-length table of Tables 6-7.
 Results are keyed by candidate selection strategy everywhere, {selection: {metric: percent}}: VSLNet-L has two

@@ -1,7 +1,7 @@
 """Localization metrics: temporal IoU, Rank@k at IoU thresholds, mIoU, and the same per video length.
 
 Pure numpy in float64 (no TensorFlow), so evaluation files can be scored anywhere. Definitions follow
-reference_spec.md 6: IoU in seconds; Rank@k, IoU=mu is the percentage of queries for which any of the
+docs/model.md 6: IoU in seconds; Rank@k, IoU=mu is the percentage of queries for which any of the
 top-k predictions has IoU >= mu (the authors' code; `iou_rule=">"` gives the paper's "larger than", the Ego4D
 convention); mIoU = 100 * mean IoU of the top-1 prediction. Length bins are those of the paper's Tables 5 and 6.
 

@@ -1,4 +1,4 @@
-"""Training losses of the VSLNet family (spec 3, 8.2): per-example pieces in float32, reduced by the caller.
+"""Training losses of the VSLNet family (docs/model.md 3, 8.2): per-example pieces in float32, reduced by the caller.
 
 Each function returns per-example sums (and counts where the authors normalise by the number of valid positions in
 the whole batch), so a multi-replica step can reduce over the global batch exactly as one replica would.

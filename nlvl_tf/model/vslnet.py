@@ -104,33 +104,40 @@ class VSLNet(keras.Model):
             highlight_lambda=float(highlight_lambda),
             positive_weight=float(positive_weight),
         )
+        policy = self.dtype_policy
         self.word_embedding = embedding.WordEmbedding(
-            vocabulary_size, word_dim, pretrained=word_vectors, dropout=dropout, name="word_embedding"
+            vocabulary_size, word_dim, pretrained=word_vectors, dropout=dropout, dtype=policy, name="word_embedding"
         )
         self.char_cnn = (
             embedding.CharacterCNN(
-                num_chars, char_dim, char_kernel_widths, char_filters, dropout=dropout, name="char_cnn"
+                num_chars, char_dim, char_kernel_widths, char_filters, dropout=dropout, dtype=policy, name="char_cnn"
             )
             if use_char_cnn
             else None
         )
-        self.query_projection = keras.layers.Dense(hidden_size, name="query_projection")
-        self.video_dropout = dropout_lib.Dropout(dropout)
-        self.video_projection = keras.layers.Dense(hidden_size, name="video_projection")
+        self.query_projection = keras.layers.Dense(hidden_size, dtype=policy, name="query_projection")
+        self.video_dropout = dropout_lib.Dropout(dropout, dtype=policy)
+        self.video_projection = keras.layers.Dense(hidden_size, dtype=policy, name="video_projection")
         if encoder_type == "cmf":
             self.feature_encoder = encoder.FeatureEncoder(
-                num_heads, kernel_size, num_conv_layers, max_position, dropout, name="feature_encoder"
+                num_heads, kernel_size, num_conv_layers, max_position, dropout, dtype=policy, name="feature_encoder"
             )
         else:
-            self.feature_encoder = encoder.BiLSTMEncoder(name="feature_encoder")
+            self.feature_encoder = encoder.BiLSTMEncoder(dtype=policy, name="feature_encoder")
         if attention_type == "cqa":
-            self.cross_attention = attention.ContextQueryAttention(dropout, name="context_query_attention")
+            self.cross_attention = attention.ContextQueryAttention(
+                dropout, dtype=policy, name="context_query_attention"
+            )
         else:
-            self.cross_attention = attention.ConcatAttention(name="concat_attention")
+            self.cross_attention = attention.ConcatAttention(dtype=policy, name="concat_attention")
         if use_highlighting:
-            self.sentence_pooling = attention.AttentionPooling(name="sentence_pooling")
-            self.highlighting = highlight.QueryGuidedHighlighting(highlight_projection, name="highlighting")
-        self.span_predictor = predictor.ConditionedSpanPredictor(hidden_size, predictor_head, name="span_predictor")
+            self.sentence_pooling = attention.AttentionPooling(dtype=policy, name="sentence_pooling")
+            self.highlighting = highlight.QueryGuidedHighlighting(
+                highlight_projection, dtype=policy, name="highlighting"
+            )
+        self.span_predictor = predictor.ConditionedSpanPredictor(
+            hidden_size, predictor_head, dtype=policy, name="span_predictor"
+        )
 
     def dummy_batch(self):
         """A one-row batch that builds every weight: n = max_position, the longest query the table allows."""
@@ -146,7 +153,7 @@ class VSLNet(keras.Model):
     def get_config(self):
         return {**super().get_config(), **self.hyperparameters}
 
-    def embed(self, batch, training=False):
+    def embed(self, batch, training=None):
         """Projected video [B, n, d], encoded query [B, M, d], and the masks [B, n], [B, M] (shared by all scales)."""
         video_features = batch["video_features"]
         video_mask = tf.sequence_mask(batch["video_length"], tf.shape(video_features)[1])
@@ -161,7 +168,7 @@ class VSLNet(keras.Model):
         )
         return video, video_mask, query, query_mask
 
-    def localize(self, attended, video_mask, sentence, training=False):
+    def localize(self, attended, video_mask, sentence, training=None):
         """Highlighting (if any) and span prediction over the whole video: dict of [B, n] float32 logits."""
         outputs = {}
         if self.use_highlighting:
@@ -169,10 +176,16 @@ class VSLNet(keras.Model):
         outputs["start_logits"], outputs["end_logits"] = self.span_predictor(attended, video_mask)
         return outputs
 
-    def call(self, batch, training=False):
+    def call(self, batch, training=None):
         video, video_mask, query, query_mask = self.embed(batch, training=training)
         video = self.feature_encoder(video, video_mask, training=training)
-        attended, similarity = self.cross_attention(video, query, video_mask, query_mask, training=training)
+        similarity = None
+        if self.hyperparameters["attention_type"] == "cqa":
+            attended, similarity = self.cross_attention(
+                video, query, video_mask, query_mask, training=training, return_similarity=True
+            )
+        else:
+            attended = self.cross_attention(video, query, video_mask, query_mask, training=training)
         sentence = self.sentence_pooling(query, query_mask) if self.use_highlighting else None
         outputs = self.localize(attended, video_mask, sentence, training=training)
         if similarity is not None:
@@ -196,7 +209,7 @@ class VSLNet(keras.Model):
         return components
 
     def loss_components(self, batch, outputs):
-        """{name: (numerator, denominator, weight)} float32 scalars of the training objective (spec 3)."""
+        """{name: (numerator, denominator, weight)} float32 scalars of the training objective (docs/model.md 3)."""
         return self.scale_loss_components(
             batch, outputs["start_logits"], outputs["end_logits"], outputs.get("highlight_logits")
         )
@@ -260,6 +273,7 @@ class VSLNetL(VSLNet):
             hp["num_conv_layers"],
             nil_max_position,
             hp["dropout"],
+            dtype=self.dtype_policy,
             name="nil_prediction",
         )
 
@@ -274,7 +288,7 @@ class VSLNetL(VSLNet):
             hp["video_feature_dim"],
         )
 
-    def call(self, batch, training=False):
+    def call(self, batch, training=None):
         video, video_mask, query, query_mask = self.embed(batch, training=training)
         sentence = self.sentence_pooling(query, query_mask) if self.use_highlighting else None
         clip_lengths = self.hyperparameters["clip_lengths"]
@@ -302,7 +316,7 @@ class VSLNetL(VSLNet):
         outputs["clip_mask"] = tf.stack(clip_masks, axis=1)
         return outputs
 
-    def _split_attend_concat(self, video, video_mask, query, query_mask, clip_length, training=False):
+    def _split_attend_concat(self, video, video_mask, query, query_mask, clip_length, training=None):
         """One scale: returns re-weighted features [B, n, d], nil logits [B, K] and the clip mask [B, K]."""
         padded_length, hidden_size = video.shape[1], video.shape[2]
         if padded_length is None or padded_length % clip_length:
@@ -316,7 +330,7 @@ class VSLNetL(VSLNet):
         clip_query = tf.repeat(query, num_clips, axis=0)
         clip_query_mask = tf.repeat(query_mask, num_clips, axis=0)
         clips = self.feature_encoder(clips, clips_mask, training=training)
-        clips, _ = self.cross_attention(clips, clip_query, clips_mask, clip_query_mask, training=training)
+        clips = self.cross_attention(clips, clip_query, clips_mask, clip_query_mask, training=training)
         encoded, nil_logits = self.nil_prediction(clips, clips_mask, training=training)
         nil_logits = tf.reshape(nil_logits, [-1, num_clips])
         clip_mask = labels.clip_mask(tf.reduce_sum(tf.cast(video_mask, tf.int32), axis=1), clip_length, num_clips)
@@ -327,8 +341,8 @@ class VSLNetL(VSLNet):
         return tf.reshape(encoded, [-1, padded_length, hidden_size]), nil_logits, clip_mask
 
     def loss_components(self, batch, outputs):
-        """Per scale: span + lambda_h * highlight + lambda_nil * nil components (paper Eq. 16, spec 8.2 item 9);
-        `losses.combine` sums the scales."""
+        """Per scale: span + lambda_h * highlight + lambda_nil * nil components (paper Eq. 16, docs/model.md 8.2
+        item 9); `losses.combine` sums the scales."""
         hp = self.hyperparameters
         components = {}
         for index, clip_length in enumerate(hp["clip_lengths"]):

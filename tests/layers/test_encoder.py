@@ -22,10 +22,10 @@ def _numpy_encoder(layer, x, mask):
 
     y = x + layer.positional_embedding.numpy()[: x.shape[1]]
     m = mask[..., None]
-    for norm, depthwise, pointwise in zip(layer.conv_norms, layer.depthwise_convs, layer.pointwise_convs):
-        gamma, beta = weights(norm)
-        kernel = depthwise.weights[0].numpy()[:, :, 0]
-        w, b = weights(pointwise)
+    for block in layer.conv_blocks:
+        gamma, beta = weights(block.norm)
+        kernel = block.depthwise.weights[0].numpy()[:, :, 0]
+        w, b = weights(block.pointwise)
         z = reference.depthwise_conv_same(reference.layer_norm(y, gamma, beta) * m, kernel)
         y = y + np.maximum(z @ w + b, 0.0)
     gamma, beta = weights(layer.attention_norm)

@@ -34,7 +34,7 @@ def test_predictor_matches_numpy(head):
 
     def head_logits(head_model, states):
         y = np.concatenate([states, x], axis=-1)
-        dense = [layer for layer in head_model.layers]
+        dense = list(head_model)
         for i, dense_layer in enumerate(dense):
             kernel, bias = [w.numpy() for w in dense_layer.weights]
             y = y @ kernel + bias

@@ -14,6 +14,8 @@ probability, so the layer stays unbiased. The seed state is a Keras `SeedGenerat
 import keras
 import tensorflow as tf
 
+from nlvl_tf.model.layers import arguments
+
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
 class Dropout(keras.layers.Layer):
@@ -22,19 +24,21 @@ class Dropout(keras.layers.Layer):
     Args:
         rate: drop probability in [0, 1).
         seed: optional int seeding the layer's generator (default: from Keras' global seed).
+
+    Example:
+    >>> dropout = Dropout(0.2)
+    >>> dropout(keras.ops.ones([2, 8]), training=True)  # values 0 or 256 / 205
     """
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
+        self.rate = arguments.rate("rate", rate)
         self.seed = seed
         if self.rate > 0:
             self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=None):
         if not training or self.rate == 0:
             return inputs
         seed = tf.cast(self.seed_generator.next(), tf.int64)

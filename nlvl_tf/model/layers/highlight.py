@@ -13,23 +13,30 @@ class QueryGuidedHighlighting(keras.layers.Layer):
     The authors' code projects [v_i; h_Q] back to d before scoring (`project_concat=True`, the default); the paper
     scores and re-weights the 2d concatenation itself (`project_concat=False`).
 
-    Call args:
+    Args:
+        project_concat: project [v_i; h_Q] to d before scoring (the authors) or not (the paper).
+
+    Call arguments:
         features: [B, N, d]; sentence: [B, d]; mask: [B, N] bool.
+
     Returns:
         (highlighted features [B, N, d or 2d], highlight logits [B, N] float32, masked).
+
+    Example:
+    >>> highlighted, logits = QueryGuidedHighlighting()(features, sentence, mask)
     """
 
     def __init__(self, project_concat=True, **kwargs):
         super().__init__(**kwargs)
         self.project_concat = bool(project_concat)
 
-    def build(self, features_shape, sentence_shape=None, *args):
+    def build(self, features_shape, sentence_shape, mask_shape=None):
         hidden_size = features_shape[-1]
         concat_shape = (*features_shape[:-1], 2 * hidden_size)
         if self.project_concat:
-            self.concat_projection = keras.layers.Dense(hidden_size, name="concat_projection")
+            self.concat_projection = keras.layers.Dense(hidden_size, dtype=self.dtype_policy, name="concat_projection")
             self.concat_projection.build(concat_shape)
-        self.scorer = keras.layers.Dense(1, name="scorer")
+        self.scorer = keras.layers.Dense(1, dtype=self.dtype_policy, name="scorer")
         self.scorer.build((*features_shape[:-1], hidden_size if self.project_concat else 2 * hidden_size))
 
     def call(self, features, sentence, mask):

@@ -19,7 +19,7 @@ import os
 import keras
 import tensorflow as tf
 
-from nlvl_tf.model.layers import linear
+from nlvl_tf.model.layers import arguments, linear
 
 # Rows per chunk below which a batch is not cut: smaller loops cost more in launches than they gain.
 MIN_CHUNK_ROWS = 8
@@ -206,18 +206,25 @@ class UnidirectionalLSTM(keras.layers.Layer):
 
     Args:
         units: hidden size.
+
+    Call arguments:
+        inputs: [B, L, d_in].
+
+    Returns:
+        [B, L, units], every step's hidden state.
+
+    Example:
+    >>> UnidirectionalLSTM(128)(features)
     """
 
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
-        if int(units) <= 0:
-            raise ValueError(f"units must be positive, got {units}")
-        self.units = int(units)
+        self.units = arguments.positive_int("units", units)
 
-    def build(self, input_shape):
-        input_dim = input_shape[-1]
+    def build(self, inputs_shape):
+        input_dim = inputs_shape[-1]
         if input_dim is None:
-            raise ValueError(f"{self.name}: the last input dimension must be known, got shape {input_shape}")
+            raise ValueError(f"{self.name}: the last input dimension must be known, got shape {inputs_shape}")
         self.kernel = self.add_weight(name="kernel", shape=(input_dim, 4 * self.units), initializer="glorot_uniform")
         self.recurrent_kernel = self.add_weight(
             name="recurrent_kernel", shape=(self.units, 4 * self.units), initializer="orthogonal"
@@ -234,8 +241,8 @@ class UnidirectionalLSTM(keras.layers.Layer):
         projected = linear.project(inputs, self.kernel, self.bias)
         return _recurrence(projected, tf.cast(self.recurrent_kernel, inputs.dtype))
 
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.units)
+    def compute_output_shape(self, inputs_shape):
+        return (*inputs_shape[:-1], self.units)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from nlvl_tf.model.layers import lstm, masking
+from nlvl_tf.model.layers import arguments, lstm, masking
 
 HEADS = ("mlp", "linear")
 
@@ -18,46 +18,57 @@ class ConditionedSpanPredictor(keras.layers.Layer):
     Args:
         hidden_size: LSTM units and MLP width.
         head: "mlp" or "linear".
-    Call args:
+
+    Call arguments:
         features: [B, N, d_in]; mask: [B, N] bool.
+
     Returns:
         (start_logits, end_logits), each [B, N] float32 with padded positions masked.
+
+    Example:
+    >>> start_logits, end_logits = ConditionedSpanPredictor(hidden_size=128)(features, mask)
     """
 
     def __init__(self, hidden_size=128, head="mlp", **kwargs):
         super().__init__(**kwargs)
-        if int(hidden_size) <= 0:
-            raise ValueError(f"hidden_size must be positive, got {hidden_size}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        self.hidden_size = int(hidden_size)
-        self.head = head
+        self.hidden_size = arguments.positive_int("hidden_size", hidden_size)
+        self.head = arguments.choice("head", head, HEADS)
 
-    def _make_head(self, name, input_shape):
-        layers = [keras.layers.Dense(1, name=f"{name}_output")]
+    def _make_head(self, name, inputs_shape):
+        """The scoring layers of one boundary, as a tuple (which tf.train.Checkpoint tracks)."""
+        head = (keras.layers.Dense(1, dtype=self.dtype_policy, name=f"{name}_output"),)
         if self.head == "mlp":
-            layers.insert(0, keras.layers.Dense(self.hidden_size, activation="relu", name=f"{name}_hidden"))
-        head = keras.Sequential(layers, name=name)
-        head.build(input_shape)
+            hidden = keras.layers.Dense(
+                self.hidden_size, activation="relu", dtype=self.dtype_policy, name=f"{name}_hidden"
+            )
+            head = (hidden, *head)
+        for layer in head:
+            layer.build(inputs_shape)
+            inputs_shape = (*inputs_shape[:-1], layer.units)
         return head
 
-    def build(self, features_shape, *args):
-        self.start_lstm = lstm.UnidirectionalLSTM(self.hidden_size, name="start_lstm")
-        self.end_lstm = lstm.UnidirectionalLSTM(self.hidden_size, name="end_lstm")
+    def build(self, features_shape, mask_shape=None):
+        self.start_lstm = lstm.UnidirectionalLSTM(self.hidden_size, dtype=self.dtype_policy, name="start_lstm")
+        self.end_lstm = lstm.UnidirectionalLSTM(self.hidden_size, dtype=self.dtype_policy, name="end_lstm")
         self.start_lstm.build(features_shape)
         self.end_lstm.build((*features_shape[:-1], self.hidden_size))
         head_input_shape = (*features_shape[:-1], self.hidden_size + features_shape[-1])
         self.start_head = self._make_head("start_head", head_input_shape)
         self.end_head = self._make_head("end_head", head_input_shape)
 
+    @staticmethod
+    def _score(head, states, features):
+        scores = tf.concat([states, features], axis=-1)
+        for layer in head:
+            scores = layer(scores)
+        return tf.squeeze(scores, -1)
+
     def call(self, features, mask):
         start_states = self.start_lstm(features)
         end_states = self.end_lstm(start_states)
-        start_logits = self.start_head(tf.concat([start_states, features], axis=-1))
-        end_logits = self.end_head(tf.concat([end_states, features], axis=-1))
         return (
-            masking.mask_logits(tf.squeeze(start_logits, -1), mask),
-            masking.mask_logits(tf.squeeze(end_logits, -1), mask),
+            masking.mask_logits(self._score(self.start_head, start_states, features), mask),
+            masking.mask_logits(self._score(self.end_head, end_states, features), mask),
         )
 
     def get_config(self):
