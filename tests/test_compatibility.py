@@ -39,7 +39,7 @@ def test_a_0_1_workdir_evaluates_to_its_recorded_metrics_and_exports(old_workdir
     results = evaluation.evaluate_workdir(str(old_workdir), data_dir=synthetic_data_dir)
     recorded = json.loads((FIXTURES / old_workdir.name / "eval" / "test" / "metrics.json").read_text())
     written = json.loads((old_workdir / "eval" / "test" / "metrics.json").read_text())
-    assert written == recorded and evaluation.flatten_single(results) == recorded
+    assert written == recorded and evaluation.flatten_single(results.results) == recorded
     metadata = export.export(str(old_workdir), str(tmp_path / "export"), top_k=3)
     localizer = localizer_lib.Localizer.load(str(tmp_path / "export"))
     features = np.random.default_rng(0).normal(size=(40, metadata["feature_dim"])).astype(np.float32)

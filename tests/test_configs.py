@@ -80,6 +80,8 @@ def test_unknown_variant_key_and_section_are_clear_errors():
     with pytest.raises(ValueError, match="padding_semantics=authors is not available for vslnet_l"):
         variant = {"model": {"name": "vslnet_l", "clip_lengths": (64,), "padding_semantics": "authors"}}
         configs.finish(configs.base_config(), "a", {"a": variant}, "a")
+    with pytest.raises(ValueError, match=r"config.eval.iou_rule must be one of \('>=', '>'\), got '=>'"):
+        configs.finish(configs.base_config(), "a", {"a": {"eval": {"iou_rule": "=>"}}}, "a")
     locked = configs.finish(configs.base_config(), "a", {"a": {}}, "a")
     with pytest.raises(AttributeError, match="hiden_size"):
         locked.model.hiden_size = 3

@@ -38,10 +38,15 @@ def dummy_queries():
     for path in sorted(DUMMY.glob("charades_sta/dummy_data/**/charades_sta_*.txt")):
         found += [line.split("##", 1)[1] for line in path.read_text(encoding="utf-8").splitlines() if "##" in line]
     for path in sorted(DUMMY.glob("*/dummy_data/**/*.json")):
-        if path.name == "charades.json":
+        if path.name == "charades.json" or path.name.startswith("nlq_"):
             continue
         for item in json.loads(path.read_text(encoding="utf-8")).values():
             found += item["sentences"]
+    for path in sorted(DUMMY.glob("ego4d_nlq/dummy_data/**/nlq_*.json")):
+        for video in json.loads(path.read_text(encoding="utf-8"))["videos"]:
+            for clip in video["clips"]:
+                for annotation in clip["annotations"]:
+                    found += [q["query"] for q in annotation["language_queries"] if q and q.get("query")]
     for path in sorted(DUMMY.glob("tacos/dummy_data/org/TACoS_*_samples.txt")):
         for line in path.read_text(encoding="utf-8").splitlines():
             found += [s for s in line.split(":", 1)[1].split("#") if s.strip()]

@@ -15,29 +15,29 @@ def video_dataset(videos, with_moment_valid=True):
     feature_dim = videos[0]["features"].shape[1]
     annotation_signature = {
         "query": tf.TensorSpec([None], tf.string),
-        "start": tf.TensorSpec([None], tf.float32),
-        "end": tf.TensorSpec([None], tf.float32),
+        "start": tf.TensorSpec([None], tf.float64),
+        "end": tf.TensorSpec([None], tf.float64),
     }
     if with_moment_valid:
         annotation_signature["moment_valid"] = tf.TensorSpec([None], tf.bool)
 
     def examples():
         for video in videos:
-            start = np.array(video["start"], np.float32)
-            end = np.array(video["end"], np.float32)
+            start = np.array(video["start"], np.float64)
+            end = np.array(video["end"], np.float64)
             annotations = {"query": video["query"], "start": start, "end": end}
             if with_moment_valid:
                 annotations["moment_valid"] = start < end
             yield {
                 "video_id": video["video_id"],
-                "duration": np.float32(video["duration"]),
+                "duration": np.float64(video["duration"]),
                 "features": video["features"].astype(np.float32),
                 "annotations": annotations,
             }
 
     signature = {
         "video_id": tf.TensorSpec([], tf.string),
-        "duration": tf.TensorSpec([], tf.float32),
+        "duration": tf.TensorSpec([], tf.float64),
         "features": tf.TensorSpec([None, feature_dim], tf.float32),
         "annotations": annotation_signature,
     }
@@ -181,9 +181,9 @@ def test_batch_dtypes_and_static_shapes(split_data, encoder):
         "start_index": (tf.int32, [2]),
         "end_index": (tf.int32, [2]),
         "highlight": (tf.float32, [2, 4]),
-        "duration": (tf.float32, [2]),
-        "start_time": (tf.float32, [2]),
-        "end_time": (tf.float32, [2]),
+        "duration": (tf.float64, [2]),
+        "start_time": (tf.float64, [2]),
+        "end_time": (tf.float64, [2]),
         "moment_valid": (tf.bool, [2]),
         "video_id": (tf.string, [2]),
         "query": (tf.string, [2]),

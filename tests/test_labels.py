@@ -189,7 +189,7 @@ def test_index_to_time_aligns_batch_axis_of_ranked_indices():
     np.testing.assert_array_equal(start_time, [[0.0, 4.0, 2.0], [15.0, 0.0, 5.0]])
     np.testing.assert_array_equal(end_time, [[4.0, 6.0, 8.0], [20.0, 25.0, 10.0]])
     tf_start, tf_end = labels.index_to_time(tf.constant(start), end, tf.constant(duration), length)
-    assert tf_start.dtype == tf.float32
+    assert tf_start.dtype == tf.float64
     np.testing.assert_array_equal(tf_start.numpy(), start_time)
     np.testing.assert_array_equal(tf_end.numpy(), end_time)
 

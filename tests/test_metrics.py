@@ -55,7 +55,7 @@ def test_evaluate_hand_computed_with_iou_exactly_at_threshold():
 
 
 def test_strict_threshold_excludes_iou_equal_to_mu():
-    strict = metrics.rank_at_k(PREDICTIONS, GROUND_TRUTH, strict=True)
+    strict = metrics.rank_at_k(PREDICTIONS, GROUND_TRUTH, iou_rule=">")
     assert strict["R1@0.5"] == 25.0
     assert strict["R5@0.5"] == 50.0
     assert strict["R1@0.3"] == 50.0

@@ -118,6 +118,20 @@ def test_evaluate_reproduces_the_metrics_recorded_for_the_best_checkpoint(smoke_
     assert len(first["predictions"]) == 5 and first["predictions"][0]["score"] >= first["predictions"][1]["score"]
 
 
+def test_smoke_metrics_differ_from_float32_times_only_at_exact_ties(smoke_run):
+    """metrics.json equals the exact rule's Rank@k, and float32 times (the pipeline before datasets 1.1.0) would change
+    only queries whose best top-k IoU is exactly mu (docs/metrics.md)."""
+    from benchmarks import threshold_ties
+
+    predictions, truth = threshold_ties.read_predictions(smoke_run / "eval" / "test" / "predictions.jsonl")
+    recorded = read_json(smoke_run / "eval" / "test" / "metrics.json")
+    rows = threshold_ties.tie_rows(predictions, truth)
+    print({row["metric"]: (row["ties"], row["float32_changed"]) for row in rows})
+    for row in rows:
+        assert row[">="] == recorded[row["metric"]]
+        assert row["float32_changed_not_ties"] == 0, row
+
+
 def test_sigkill_after_the_first_checkpoint_then_restart_ends_like_an_uninterrupted_run(
     smoke_run, synthetic_data_dir, tmp_path
 ):

@@ -12,9 +12,11 @@ imports it by package path: `from nlvl_tf.data import builder_common`.
 
 import abc
 import dataclasses
+import functools
+import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,14 @@ METADATA_REPORT_KEY = "build_report"
 VIDEOX_2D_TAN_DATA = (
     "https://raw.githubusercontent.com/microsoft/VideoX/9058921b6b41a5297b1c348c46635352e60e5e0c/2D-TAN/data"
 )
+
+
+# The release of the NLVL builders that share the feature spec below (Ego4D NLQ starts at its own 1.0.0).
+SPEC_VERSION = tfds.core.Version("1.1.0")
+SPEC_RELEASE_NOTES = {
+    "1.0.0": "Initial release.",
+    "1.1.0": "duration, start and end stored as float64 (were float32): exact IoU ties survive (docs/metrics.md).",
+}
 
 
 class AnnotationFormatError(errors.InputError):
@@ -144,6 +154,14 @@ def timestamped_sentences(entry: Mapping[str, Any], where: str) -> Iterator[tupl
         yield as_number(pair[0], item, "start"), as_number(pair[1], item, "end"), sentence, item
 
 
+def clip_moment(start: float, end: float, duration: float) -> tuple[float, float, bool, bool]:
+    """(start, end) clipped to [0, duration], and whether each was outside by more than `TIME_TOLERANCE_S` (a repair
+    to count). Times stay float64, the values the file wrote (docs/metrics.md: float32 loses exact IoU ties)."""
+    start_clipped = not -TIME_TOLERANCE_S <= start <= duration + TIME_TOLERANCE_S
+    end_clipped = not -TIME_TOLERANCE_S <= end <= duration + TIME_TOLERANCE_S
+    return min(max(start, 0.0), duration), min(max(end, 0.0), duration), start_clipped, end_clipped
+
+
 @dataclasses.dataclass(frozen=True)
 class Annotation:
     """One query and its moment in seconds, clipped to [0, duration]; `moment_valid` is start < end."""
@@ -188,13 +206,10 @@ class SplitAnnotations:
             raise AnnotationFormatError(
                 f"{where}: video {video_id!r} has duration {duration}, earlier records said {video.duration}"
             )
-        if not -TIME_TOLERANCE_S <= start <= duration + TIME_TOLERANCE_S:
-            self.num_start_clipped += 1
-        if not -TIME_TOLERANCE_S <= end <= duration + TIME_TOLERANCE_S:
-            self.num_end_clipped += 1
-        # Validity is decided on the float32 values the dataset stores.
-        start32, end32 = (np.float32(min(max(t, 0.0), duration)) for t in (start, end))
-        annotation = Annotation(clean_query(query, where), float(start32), float(end32), bool(start32 < end32))
+        start, end, start_clipped, end_clipped = clip_moment(start, end, duration)
+        self.num_start_clipped += start_clipped
+        self.num_end_clipped += end_clipped
+        annotation = Annotation(clean_query(query, where), start, end, start < end)
         self.num_invalid += not annotation.moment_valid
         video.annotations.append(annotation)
         return annotation
@@ -238,12 +253,27 @@ def resolve_annotation_files(
     return paths
 
 
-def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
-    """The feature spec of every NLVL builder: one example per video (tfds_builders/README.md, "Feature spec")."""
+def seconds_feature(doc: str) -> tfds.features.Tensor:
+    """A float64 time in seconds, stored as its 8 bytes: a tf.train.Example has float32 lists only, and TFDS writes a
+    float64 `Scalar` into one, which turns 0.4 into 0.4000000059604645 (docs/metrics.md)."""
+    return tfds.features.Tensor(shape=(), dtype=np.float64, encoding=tfds.features.Encoding.BYTES, doc=doc)
+
+
+def video_features(
+    feature_dim: int,
+    video_extras: Mapping[str, tfds.features.FeatureConnector] | None = None,
+    annotation_extras: Mapping[str, tfds.features.FeatureConnector] | None = None,
+) -> tfds.features.FeaturesDict:
+    """The feature spec of every NLVL builder: one example per video (tfds_builders/README.md, "Feature spec").
+
+    A builder may add fields of its own to the example (`video_extras`) and to each annotation
+    (`annotation_extras`, e.g. Ego4D's ids); the input pipeline carries extra annotation fields into its records.
+    """
     return tfds.features.FeaturesDict(
         {
+            **(video_extras or {}),
             "video_id": tfds.features.Text(),
-            "duration": tfds.features.Scalar(np.float32, doc="seconds"),
+            "duration": seconds_feature("seconds"),
             # Stored as raw bytes: serializing as a float list is ~90x slower (24 ms vs 0.3 ms for [130, 1024]).
             "features": tfds.features.Tensor(
                 shape=(None, feature_dim), dtype=np.float32, encoding=tfds.features.Encoding.BYTES
@@ -251,11 +281,12 @@ def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
             "annotations": tfds.features.Sequence(
                 {
                     "query": tfds.features.Text(doc="raw text, stripped of surrounding whitespace"),
-                    "start": tfds.features.Scalar(np.float32, doc="seconds, clipped to [0, duration]"),
-                    "end": tfds.features.Scalar(np.float32, doc="seconds, clipped to [0, duration]"),
+                    "start": seconds_feature("seconds, clipped to [0, duration]"),
+                    "end": seconds_feature("seconds, clipped to [0, duration]"),
                     "moment_valid": tfds.features.Scalar(
                         np.bool_, doc="start < end; false records are kept for counts"
                     ),
+                    **(annotation_extras or {}),
                 }
             ),
         }
@@ -263,13 +294,19 @@ def video_features(feature_dim: int) -> tfds.features.FeaturesDict:
 
 
 def load_features(path: epath.Path, feature_dim: int) -> np.ndarray:
-    """Loads a `[T, D]` feature file as float32; raises naming the file if it is unreadable or not
+    """Loads a `[T, D]` .npy feature file as float32; raises naming the file if it is unreadable or not
     a non-empty, finite, floating-point array with D == `feature_dim`."""
     try:
         with path.open("rb") as f:
             array = np.load(f, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
         raise errors.InputError(f"{path}: cannot read a .npy array: {error}") from None
+    return checked_features(array, path, feature_dim)
+
+
+def checked_features(array: np.ndarray, path: epath.Path, feature_dim: int) -> np.ndarray:
+    """`array` as float32 if it is a non-empty, finite, floating-point [T, feature_dim] array; else an error naming
+    `path`, the file it was read from."""
     if not np.issubdtype(array.dtype, np.floating):
         raise errors.InputError(f"{path}: features must be floating point, got dtype {array.dtype}")
     if array.ndim != 2 or array.shape[1] != feature_dim:
@@ -305,7 +342,75 @@ class FeatureConfig(tfds.core.BuilderConfig):
     feature_dim: int = 1024
 
 
-class AnnotatedVideoBuilder(tfds.core.GeneratorBasedBuilder):
+class LostExamplesError(RuntimeError):
+    """A build wrote a different number of examples than its work items make: records were lost or duplicated."""
+
+
+class ScalableBuilder(tfds.core.GeneratorBasedBuilder):
+    """A builder that generates in process by default, and with Apache Beam when the build asks for it.
+
+    `tfds build ... --beam_pipeline_options=runner=DirectRunner` (any runner: Dataflow, Spark, Flink), or a
+    `tfds.download.DownloadConfig` with `beam_options` or `beam_runner`, turns every split into a Beam pipeline that
+    applies the same function to the same work items, so it writes the same records as the in-process build.
+    Subclasses return `self.examples(split, items, make_examples, num_examples)` from `_generate_examples`:
+    `make_examples(item)` yields (key, example) pairs, and must pickle for Beam's workers (a module-level function, or
+    `functools.partial` of one over plain values).
+
+    After the build, every split's example count is checked against what its items make: Beam's DirectRunner in
+    multi_processing mode was seen to drop records without a word (docs/benchmarks.md), so a count that differs is
+    a `LostExamplesError` and the build is not published.
+    """
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        self._use_beam = download_config.beam_runner is not None or download_config.beam_options is not None
+        self._expected_examples = {}
+        super()._download_and_prepare(dl_manager, download_config)
+        if download_config.max_examples_per_split is not None:
+            return  # a capped build writes fewer on purpose
+        written = {name: split.num_examples for name, split in self.info.splits.items()}
+        wrong = {name: count for name, count in self._expected_examples.items() if written.get(name, 0) != count}
+        if wrong:
+            raise LostExamplesError(
+                f"{self.name}: the build wrote "
+                + ", ".join(f"{written.get(name, 0)} of {count} {name} examples" for name, count in wrong.items())
+                + " (records lost or duplicated by the runner); nothing was published"
+            )
+
+    def examples(
+        self,
+        split: str,
+        items: Iterable[Any],
+        make_examples: Callable[[Any], Iterable[tuple[str, Any]]],
+        num_examples: int | None = None,
+    ):
+        """A generator of the (key, example) pairs of every item in process; a Beam PTransform with Beam.
+
+        num_examples: how many examples the items make (checked after the build); None: one per item.
+        """
+        items = list(items)
+        self._expected_examples[split] = len(items) if num_examples is None else num_examples
+        if self._use_beam:
+            beam = tfds.core.lazy_imports.apache_beam
+            return beam.Create(items) | beam.FlatMap(make_examples)
+        return itertools.chain.from_iterable(map(make_examples, items))
+
+
+def warn_missing_features(builder_name: str, split_name: str, missing: Sequence[str], total: int, left_out: int, where):
+    """Logs the videos of a split left out for want of a feature file: their count, annotations and first ids."""
+    if missing:
+        logging.warning(
+            "%s %s: %d of %d videos have no feature file and are left out (%d annotations); first: %s (in %s)",
+            builder_name,
+            split_name,
+            len(missing),
+            total,
+            left_out,
+            ", ".join(missing[:MAX_REPORTED_IDS]),
+            where,
+        )
+
+
+class AnnotatedVideoBuilder(ScalableBuilder):
     """Base of the builders whose annotations come from files: subclasses only parse those files.
 
     Subclasses set `HOMEPAGE`, `BUILDER_CONFIGS` (of `FeatureConfig`), `MANUAL_DOWNLOAD_INSTRUCTIONS`
@@ -342,31 +447,28 @@ class AnnotatedVideoBuilder(tfds.core.GeneratorBasedBuilder):
             missing = [vid for vid in split.videos if not (feature_dir / f"{vid}.npy").exists()]
             reports[name] = split_report(split, missing)
             logging.info("%s %s: %s", self.name, name, reports[name])
-            if missing:
-                logging.warning(
-                    "%s %s: %d of %d videos have no feature file and are left out (%d annotations); first: %s (in %s)",
-                    self.name,
-                    name,
-                    len(missing),
-                    len(split.videos),
-                    split.num_annotations - reports[name]["annotations"],
-                    ", ".join(missing[:MAX_REPORTED_IDS]),
-                    feature_dir,
-                )
+            left_out = split.num_annotations - reports[name]["annotations"]
+            warn_missing_features(self.name, name, missing, len(split.videos), left_out, feature_dir)
         self.info.metadata[METADATA_REPORT_KEY] = reports
-        return {name: self._generate_examples(split, feature_dir) for name, split in splits.items()}
+        return {name: self._generate_examples(name, split, feature_dir) for name, split in splits.items()}
 
-    def _generate_examples(self, split: SplitAnnotations, feature_dir: epath.Path):
-        for video in split.videos.values():
-            path = feature_dir / f"{video.video_id}.npy"
-            if not path.exists():
-                continue  # counted and reported by _split_generators
-            yield (
-                video.video_id,
-                {
-                    "video_id": video.video_id,
-                    "duration": video.duration,
-                    "features": load_features(path, self.builder_config.feature_dim),
-                    "annotations": [dataclasses.asdict(a) for a in video.annotations],
-                },
-            )
+    def _generate_examples(self, name: str, split: SplitAnnotations, feature_dir: epath.Path):
+        # Videos without features are left out here; _split_generators counted and reported them.
+        videos = [video for video in split.videos.values() if (feature_dir / f"{video.video_id}.npy").exists()]
+        make = functools.partial(
+            video_example, feature_dir=str(feature_dir), feature_dim=self.builder_config.feature_dim
+        )
+        return self.examples(name, videos, make)
+
+
+def video_example(video: VideoAnnotations, feature_dir: str, feature_dim: int) -> Iterator[tuple[str, dict]]:
+    """The one (key, example) pair of a video: its annotations and `<feature_dir>/<video_id>.npy`."""
+    yield (
+        video.video_id,
+        {
+            "video_id": video.video_id,
+            "duration": video.duration,
+            "features": load_features(epath.Path(feature_dir) / f"{video.video_id}.npy", feature_dim),
+            "annotations": [dataclasses.asdict(a) for a in video.annotations],
+        },
+    )

@@ -9,8 +9,11 @@ gathered from the table and zero-padded, the queries encoded by `text.QueryEncod
 highlight labels from `labels.highlight_labels`.
 
 Input: a tf.data.Dataset of videos as TFDS builders yield them (the feature spec of tfds_builders/README.md):
-{video_id, duration, features [L, D], annotations: {query, start, end[, moment_valid]}}; when
-`moment_valid` is absent it is derived as start < end.
+{video_id, duration, features [L, D], annotations: {query, start, end[, moment_valid][, annotated][, ...]}}; when
+`moment_valid` is absent it is derived as start < end. `annotated` false marks a query released without times (the
+Ego4D test split): it is never trained on and not scored, only predicted. Any other annotation field (Ego4D's
+annotation_uid, query_idx, ...) is carried per record into `SplitData.record_fields` and `Record.fields`, for
+predictions and submission files.
 
 Options come from config.data (see `nlvl_tf.configs`: lengths, labels, bucketing, vocabulary); batch sizes and the
 seed are arguments, since training and evaluation use different ones.
@@ -18,6 +21,7 @@ seed are arguments, since training and evaluation use different ones.
 
 import dataclasses
 import math
+import types
 import typing
 
 import numpy as np
@@ -31,8 +35,13 @@ from nlvl_tf.data import labels, text
 _LABEL_CELLS_PER_CALL = 1 << 22
 
 
+# Annotation fields the pipeline reads itself; any other is carried along as a record field.
+_ANNOTATION_KEYS = ("query", "start", "end", "moment_valid", "annotated")
+
+
 class Record(typing.NamedTuple):
-    """One evaluation record, for predictions files."""
+    """One evaluation record, for predictions files. `fields`: the dataset's extra annotation fields, decoded
+    (bytes to str, numpy scalars to Python)."""
 
     video_id: str
     query: str
@@ -40,17 +49,21 @@ class Record(typing.NamedTuple):
     start_time: float
     end_time: float
     moment_valid: bool
+    annotated: bool = True
+    fields: typing.Mapping[str, typing.Any] = types.MappingProxyType({})
 
 
 @dataclasses.dataclass(frozen=True)
 class SplitData:
     """One split, resampled and labelled once: what batches are gathered from.
 
-    Video arrays [V]: video_id (bytes), duration (float32), video_length (N <= n, int32),
+    Video arrays [V]: video_id (bytes), duration (float64 seconds), video_length (N <= n, int32),
     video_row (int64, the video's first row in `features`). `features`: float32 [R, D], the videos'
     resampled rows back to back, in a non-trainable tf.Variable on the host CPU. Record arrays [Q],
     in the dataset's order: record_video (index into the video arrays), query (bytes), start_time,
-    end_time (float32), moment_valid (bool), start_index, end_index (int32 span labels).
+    end_time (float64 seconds, as stored: docs/metrics.md), moment_valid (bool), annotated (bool: false for a query
+    without times), start_index, end_index (int32 span labels). `record_fields`: {name: [Q] array} of the dataset's
+    extra annotation fields.
     """
 
     max_video_len: int
@@ -66,6 +79,8 @@ class SplitData:
     moment_valid: np.ndarray
     start_index: np.ndarray
     end_index: np.ndarray
+    annotated: np.ndarray
+    record_fields: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def num_records(self):
@@ -90,9 +105,9 @@ class SplitData:
             return {**video, "features": features_lib.resample(video["features"], n, include_last)}
 
         resampled = videos.map(resample, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-        columns, records = _collect(resampled.as_numpy_iterator())
+        columns, records, fields = _collect(resampled.as_numpy_iterator())
         video_length = np.array([len(rows) for rows in columns["features"]], np.int32)
-        duration = np.array(columns["duration"], np.float32)
+        duration = np.array(columns["duration"], np.float64)
         record_video = records["record_video"]
         start_index, end_index = _span_labels(
             records["start_time"],
@@ -111,36 +126,46 @@ class SplitData:
             video_row=np.concatenate([[0], np.cumsum(video_length[:-1], dtype=np.int64)]),
             record_video=record_video.astype(np.int32),
             query=records["query"].astype(object),
-            start_time=records["start_time"].astype(np.float32),
-            end_time=records["end_time"].astype(np.float32),
+            start_time=records["start_time"].astype(np.float64),
+            end_time=records["end_time"].astype(np.float64),
             moment_valid=records["moment_valid"].astype(bool),
             start_index=start_index,
             end_index=end_index,
+            annotated=records["annotated"].astype(bool),
+            record_fields=fields,
         )
 
 
 def _collect(videos):
-    """Per-video lists (video_id, duration, features) and per-record arrays from numpy examples.
+    """Per-video lists (video_id, duration, features), per-record arrays and the extra annotation fields' arrays, from
+    numpy examples.
 
     Videos without annotations are left out: no record would point at them.
     """
     columns = {key: [] for key in ("video_id", "duration", "features")}
-    records = {key: [] for key in ("record_video", "query", "start_time", "end_time", "moment_valid")}
+    records = {key: [] for key in ("record_video", "query", "start_time", "end_time", "moment_valid", "annotated")}
+    fields = {}
     for video in videos:
         annotations = video["annotations"]
-        if len(annotations["query"]) == 0:
+        count = len(annotations["query"])
+        if count == 0:
             continue
         _check_video(video, columns["features"][0].shape[1] if columns["features"] else None)
-        records["record_video"].append(np.full(len(annotations["query"]), len(columns["video_id"])))
+        records["record_video"].append(np.full(count, len(columns["video_id"])))
         records["query"].append(annotations["query"])
         records["start_time"].append(annotations["start"])
         records["end_time"].append(annotations["end"])
         records["moment_valid"].append(annotations.get("moment_valid", annotations["start"] < annotations["end"]))
+        records["annotated"].append(annotations.get("annotated", np.ones(count, bool)))
+        for key, values in annotations.items():
+            if key not in _ANNOTATION_KEYS:
+                fields.setdefault(key, []).append(values)
         for key in columns:
             columns[key].append(video[key])
     if not columns["video_id"]:
         raise errors.InputError("input pipeline: the dataset holds no video with annotations")
-    return columns, {key: np.concatenate(parts) for key, parts in records.items()}
+    records = {key: np.concatenate(parts) for key, parts in records.items()}
+    return columns, records, {key: np.concatenate(parts) for key, parts in fields.items()}
 
 
 def _host_table(rows):
@@ -232,11 +257,21 @@ def num_train_batches(data, data_config, batch_size):
 
 def _train_plan(data, data_config, batch_size, seed, epoch):
     rng = np.random.default_rng((seed, epoch))
-    records = np.arange(data.num_records)
-    if data_config.skip_invalid_moments:
-        records = records[data.moment_valid]
+    records = np.flatnonzero(trainable_records(data, data_config))
     plan = _batch_plan(data, data_config, rng.permutation(records), batch_size, data_config.drop_remainder)
     return [plan[i] for i in rng.permutation(len(plan))]
+
+
+def trainable_records(data, data_config):
+    """bool [Q]: the records training uses. Never those without times (`annotated` false); with
+    `skip_invalid_moments`, not those whose moment is empty; with `min_train_moment_seconds` > 0, only moments longer
+    than that (the Ego4D baseline's --remove_empty_queries_from train drops windows of at most 1/30 s)."""
+    keep = data.annotated.copy()
+    if data_config.skip_invalid_moments:
+        keep &= data.moment_valid
+    if data_config.min_train_moment_seconds > 0:
+        keep &= data.end_time - data.start_time > data_config.min_train_moment_seconds
+    return keep
 
 
 def eval_batches(data, encoder, data_config, batch_size):
@@ -256,9 +291,18 @@ def eval_records(data, data_config):
             start_time=float(data.start_time[r]),
             end_time=float(data.end_time[r]),
             moment_valid=bool(data.moment_valid[r]),
+            annotated=bool(data.annotated[r]),
+            fields=types.MappingProxyType({key: _python(values[r]) for key, values in data.record_fields.items()}),
         )
         for r, v in zip(order, video)
     ]
+
+
+def _python(value):
+    """A numpy value of a record field as plain Python: bytes -> str, numpy scalars -> int, float, bool."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _eval_plan(data, data_config, batch_size):

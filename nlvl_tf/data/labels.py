@@ -111,25 +111,30 @@ def index_to_time(start_index, end_index, duration, length, method="iou_argmax")
     paper's tau = a / N * T (a the rounded boundary, a_e = end_index + 1) is the same formula as the
     authors' code. `method` is accepted (and checked) so callers pass their configured method through.
 
+    Computed in float64 as (index * T) / N, multiplying first: for a decimal duration this gives the double
+    nearest the decimal result more often than index * (T / N) does (7 * 10.0 / 100 == 0.7, while 7 * (10.0 / 100)
+    == 0.7000000000000001), and float32 would move a boundary by up to 2e-6 s at 30 s, enough to turn an IoU that
+    is exactly mu into a miss (docs/metrics.md).
+
     Indices may carry trailing axes beyond duration/length: [B] or [B, K] indices with [B] (or scalar)
     durations and lengths; duration and length are aligned on the leading axes.
 
     Returns:
-        (start_time, end_time): float32 tensors if any input is a TensorFlow tensor, otherwise float64
-        numpy arrays, with the shape of the indices.
+        (start_time, end_time): float64, TensorFlow tensors if any input is one, otherwise numpy arrays, with the
+        shape of the indices.
     """
     _check_method(method)
     if any(tf.is_tensor(x) for x in (start_index, end_index, duration, length)):
         start_index, end_index, duration, length = (
-            tf.cast(x, tf.float32) for x in (start_index, end_index, duration, length)
+            tf.cast(x, tf.float64) for x in (start_index, end_index, duration, length)
         )
     else:
         start_index, end_index, duration, length = (
             np.asarray(x, dtype=np.float64) for x in (start_index, end_index, duration, length)
         )
-    unit = duration / length
-    unit = unit[(...,) + (None,) * (len(start_index.shape) - len(unit.shape))]
-    return start_index * unit, (end_index + 1.0) * unit
+    rank = len(start_index.shape)
+    duration, length = (x[(...,) + (None,) * (rank - len(x.shape))] for x in (duration, length))
+    return start_index * duration / length, (end_index + 1.0) * duration / length
 
 
 def highlight_labels(start_index, end_index, length, max_length, extend=0.1):

@@ -19,7 +19,7 @@ def mean_moment_spans(train_starts, train_ends, train_durations, durations):
     return (np.array([start, end])[None, :] * np.asarray(durations)[:, None])[:, None, :]
 
 
-def evaluate_baselines(train_records, eval_records, seed=0):
+def evaluate_baselines(train_records, eval_records, seed=0, iou_rule=">="):
     """{"random": metrics, "mean_moment": metrics} (top-1 keys only) on `eval_records` (input_pipeline.Record)."""
     truth = np.array([[r.start_time, r.end_time] for r in eval_records])
     durations = np.array([r.duration for r in eval_records])
@@ -30,4 +30,4 @@ def evaluate_baselines(train_records, eval_records, seed=0):
             [r.start_time for r in valid], [r.end_time for r in valid], [r.duration for r in valid], durations
         ),
     }
-    return {name: metrics.evaluate(spans, truth, ks=(1,)) for name, spans in candidates.items()}
+    return {name: metrics.evaluate(spans, truth, ks=(1,), iou_rule=iou_rule) for name, spans in candidates.items()}

@@ -190,6 +190,10 @@ def read_predictions(eval_dir):
         lines = [json.loads(line) for line in f if line.strip()]
     if not lines:
         raise errors.InputError(f"{path} holds no predictions")
+    if any(line["gt"] is None for line in lines):
+        raise errors.InputError(
+            f"{path}: records without ground truth (a split released without times): nothing to draw"
+        )
     keys = [key for key in lines[0] if key.startswith("predictions")]
     times = {
         (key.partition("_")[2] or decoding.SELECTIONS[0]): np.array(

@@ -150,7 +150,9 @@ def evaluate_sweep(sweep_dir, split=None, checkpoint="best", data_dir=None):
     for seed in finished_seeds(sweep_dir):
         directory = workdir_lib.seed_dir(sweep_dir, seed)
         split = split or workdir_lib.load_config(directory).eval.split
-        per_seed[seed] = evaluation.flatten_single(evaluation.evaluate_workdir(directory, split, checkpoint, data_dir))
+        per_seed[seed] = evaluation.flatten_single(
+            evaluation.evaluate_workdir(directory, split, checkpoint, data_dir).results
+        )
     result = summarize(per_seed, split, checkpoint)
     write_summary(os.path.join(sweep_dir, workdir_lib.EVAL_DIR, split), result)
     return result

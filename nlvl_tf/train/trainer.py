@@ -26,6 +26,7 @@ from nlvl_tf.model import vslnet
 from nlvl_tf.train import cadence, keeper, optimizer, step
 
 TRAIN_KEYS = evaluation.MODEL_INPUT_KEYS + ("start_index", "end_index", "highlight")
+SUBMISSION_FILE = "submission.json"
 
 
 @dataclasses.dataclass
@@ -70,8 +71,10 @@ def prepare(config, workdir):
     runtime.configure(config)
     strategy = runtime.make_strategy(config.train)
     chosen = selection_split(config, splits_lib.available_splits(config.data))
-    needed = list(dict.fromkeys([config.data.train_split, chosen, config.eval.split]))
-    splits = splits_lib.load_splits(config.data, needed)
+    needed = [config.data.train_split, chosen, config.eval.split, config.eval.submission_split]
+    splits = splits_lib.load_splits(config.data, list(dict.fromkeys(split for split in needed if split)))
+    if not splits[chosen].annotated.any():
+        raise errors.InputError(f"the selection split {chosen!r} has no ground truth: set config.train.selection_split")
     configs.resolve(config, splits[config.data.train_split].feature_dim)
     steps_per_epoch = input_pipeline.num_train_batches(
         splits[config.data.train_split], config.data, config.train.batch_size
@@ -255,14 +258,23 @@ class Trainer:
             tf.summary.scalar("train/examples_per_second", rate)
 
     def final_evaluation(self):
-        """Restores the best checkpoint and writes the reported split's results to workdir/eval/<split>/."""
+        """Restores the best checkpoint and writes the reported split's results to workdir/eval/<split>/ (with the
+        Ego4D evaluator's numbers if config.eval.ego4d_metric), then, with config.eval.submission_split, that split's
+        predictions and Ego4D challenge file (workdir/eval/<split>/submission.json). Returns the reported results."""
         self.keeper.restore_best()
-        split = self.config.eval.split
-        records, predictions, results = self.evaluate(split)
-        if self.run.chief:
-            directory = os.path.join(self.run.workdir, workdir_lib.EVAL_DIR, split)
-            evaluation.write_results(directory, records, predictions, results)
-        return results
+        eval_config = self.config.eval
+        reported = self._evaluate_into(eval_config.split, eval_config.ego4d_metric, submission=False)
+        if eval_config.submission_split:
+            self._evaluate_into(eval_config.submission_split, eval_config.ego4d_metric, submission=True)
+        return reported
+
+    def _evaluate_into(self, split, ego4d_metric, submission):
+        directory = os.path.join(self.run.workdir, workdir_lib.EVAL_DIR, split)
+        if not self.run.chief:  # the chief writes; the others only take part in the computation
+            return self.evaluate(split)[2]
+        path = os.path.join(directory, SUBMISSION_FILE) if submission else None
+        args = (self.predict, self.run.splits[split], self.run.encoder, self.config, split, directory)
+        return evaluation.evaluate_and_write(*args, ego4d_metric=ego4d_metric, submission=path).results
 
     def cleanup(self):
         if not self.run.chief:

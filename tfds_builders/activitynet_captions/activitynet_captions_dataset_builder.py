@@ -6,7 +6,6 @@ val_1 video, so the validation split is not independent of test: use it for smok
 model selection claims.
 """
 
-import tensorflow_datasets as tfds
 from etils import epath
 
 from nlvl_tf.data import builder_common as common
@@ -33,8 +32,8 @@ def read_captions_file(path: epath.Path) -> common.SplitAnnotations:
 class Builder(common.AnnotatedVideoBuilder):
     """ActivityNet Captions: one example per video with its captions as queries and pre-extracted features."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = common.SPEC_VERSION
+    RELEASE_NOTES = common.SPEC_RELEASE_NOTES
     HOMEPAGE = "https://cs.stanford.edu/people/ranjaykrishna/densevid/"
     BUILDER_CONFIGS = [
         common.FeatureConfig(

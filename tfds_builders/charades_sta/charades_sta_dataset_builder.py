@@ -6,7 +6,6 @@ Splits: train and test; there is no validation split (the paper and the authors'
 checkpoints on test).
 """
 
-import tensorflow_datasets as tfds
 from etils import epath
 
 from nlvl_tf.data import builder_common as common
@@ -64,8 +63,8 @@ def read_splits(files: dict[str, epath.Path]) -> dict[str, common.SplitAnnotatio
 class Builder(common.AnnotatedVideoBuilder):
     """Charades-STA: one example per video with its queries and pre-extracted features."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = common.SPEC_VERSION
+    RELEASE_NOTES = common.SPEC_RELEASE_NOTES
     HOMEPAGE = "https://github.com/jiyanggao/TALL"
     BUILDER_CONFIGS = [
         common.FeatureConfig(

@@ -6,7 +6,9 @@ spec every NLVL builder shares, so the same input pipeline, training and evaluat
 """
 
 import dataclasses
+import functools
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from nlvl_tf.data import builder_common as common
@@ -21,11 +23,11 @@ class SyntheticConfig(tfds.core.BuilderConfig):
     spec: generator.SyntheticSpec | None = None
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.ScalableBuilder):
     """Synthetic NLVL dataset: one example per video with its queries, features at 2 rows per second."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = common.SPEC_VERSION
+    RELEASE_NOTES = common.SPEC_RELEASE_NOTES
     BUILDER_CONFIGS = [
         SyntheticConfig(
             name="small",
@@ -47,16 +49,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(split) for split in generator.SPLITS}
 
     def _generate_examples(self, split):
-        for video in generator.generate_split(self.builder_config.spec, split):
-            yield (
-                video.video_id,
-                {
-                    "video_id": video.video_id,
-                    "duration": video.duration,
-                    "features": video.features,
-                    "annotations": [_annotation(video, query) for query in video.queries],
-                },
-            )
+        spec = self.builder_config.spec
+        indices = range(spec.num_videos[generator.SPLITS.index(split)])
+        make = functools.partial(video_example, spec=spec, split=split, protos=generator.prototypes(spec))
+        return self.examples(split, indices, make)
+
+
+def video_example(index: int, spec: generator.SyntheticSpec, split: str, protos: np.ndarray):
+    """The (key, example) pair of video `index` of a split (`generator.generate_video`)."""
+    video = generator.generate_video(spec, split, index, protos)
+    yield (
+        video.video_id,
+        {
+            "video_id": video.video_id,
+            "duration": video.duration,
+            "features": video.features,
+            "annotations": [_annotation(video, query) for query in video.queries],
+        },
+    )
 
 
 def _annotation(video: generator.SyntheticVideo, query: generator.Query) -> dict:

@@ -14,7 +14,6 @@ import dataclasses
 import io
 import pickle
 
-import tensorflow_datasets as tfds
 from etils import epath
 
 from nlvl_tf.data import builder_common as common
@@ -110,8 +109,8 @@ class TacosConfig(common.FeatureConfig):
 class Builder(common.AnnotatedVideoBuilder):
     """TACoS: one example per video (about 130 queries each) with pre-extracted features."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = common.SPEC_VERSION
+    RELEASE_NOTES = common.SPEC_RELEASE_NOTES
     HOMEPAGE = "https://www.coli.uni-saarland.de/projects/smile/page.php?id=tacos"
     BUILDER_CONFIGS = [
         TacosConfig(

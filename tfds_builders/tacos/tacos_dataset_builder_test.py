@@ -120,8 +120,8 @@ def test_negative_and_reversed_frames_are_clipped_counted_and_flagged(tmp_path):
     )
     annotations = tacos.read_tan_file(epath.Path(path)).videos["s13-d21"].annotations
     assert [(a.start, a.end, a.moment_valid) for a in annotations] == [
-        (0.0, float(np.float32(294 / 29.4)), True),
-        (20.0, float(np.float32(300 / 29.4)), False),
+        (0.0, 294 / 29.4, True),
+        (20.0, 300 / 29.4, False),
     ]
     samples = tmp_path / "TACoS_val_samples.txt"
     samples.write_text("s13-d21.avi_-30_129:He took out a pan.#\n")
