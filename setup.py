@@ -9,6 +9,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["nlvl_tf", "nlvl_tf.*"]),
+    package_data={"nlvl_tf.serve": ["page/*.html", "page/*.css", "page/*.js"]},  # the page serve.py serves
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
