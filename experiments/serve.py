@@ -2,6 +2,7 @@
 
     python experiments/serve.py --saved_model=E [--extractor=X] [--dataset=charades_sta/i3d --split=test
         --data_dir=D [--videos=DIR]] [--host=127.0.0.1 --port=8080 --model_name=nlvl] [--max_upload_mb=100]
+        [--api_url=URL] [--cors] [--cache_dir=DIR]
 
 Then open http://127.0.0.1:8080/ (the page), or send TF Serving requests to
 http://127.0.0.1:8080/v1/models/nlvl:predict. docs/serving.md describes the API, the page and the limits.
@@ -14,10 +15,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # a quiet console: one line 
 from absl import flags  # noqa: E402
 
 from nlvl_tf import cli  # noqa: E402
-from nlvl_tf.serve import server  # noqa: E402
+from nlvl_tf.serve import server, video_features  # noqa: E402
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An export written by export.py.")
 _EXTRACTOR = flags.DEFINE_string("extractor", None, "An extractor export (export_extractor.py): enables uploads.")
+_CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", video_features.DEFAULT_CACHE_DIR, "Where uploads' features are cached (empty: memory only)."
+)
 _DATASET = flags.DEFINE_string("dataset", None, "A built TFDS dataset whose videos the page lists: NAME[/CONFIG].")
 _SPLIT = flags.DEFINE_string("split", "test", "The dataset split listed.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The TFDS data dir of --dataset (default: TFDS's).")
@@ -39,11 +43,9 @@ _CORS = flags.DEFINE_bool(
 
 def main(argv):
     cli.reject_extra_arguments(argv)
-    video_features = None
+    featurizer = None
     if _EXTRACTOR.value:
-        from nlvl_tf.serve import localizer  # noqa: PLC0415
-
-        video_features = localizer.Localizer.load(_SAVED_MODEL.value, extractor=_EXTRACTOR.value).video_features
+        featurizer = video_features.VideoFeaturizer(_EXTRACTOR.value, _CACHE_DIR.value or None)
     application = server.make_application(
         _SAVED_MODEL.value,
         _MODEL_NAME.value,
@@ -51,7 +53,7 @@ def main(argv):
         _SPLIT.value,
         _DATA_DIR.value,
         _VIDEOS.value,
-        video_features,
+        featurizer,
         _MAX_UPLOAD_MB.value,
         _API_URL.value,
         _CORS.value,

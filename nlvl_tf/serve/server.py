@@ -67,7 +67,8 @@ class Application:
     Args:
         model: a `rest_api.ServedModel`.
         catalog: a `catalog.Catalog` of dataset videos, or None.
-        video_features: function(path) -> (features [T, D], duration s) for uploads (an extractor), or None.
+        video_features: function(path) -> (features [T, D], duration s) for uploads (a
+            `video_features.VideoFeaturizer`), or None: no uploads.
         max_upload_bytes: the largest upload accepted.
         api_url: where the page sends predictions ("" = this server; else e.g. a tensorflow_model_server's REST
             address started with --enable_cors_support).
@@ -317,10 +318,16 @@ def make_application(
     if videos_dir and not dataset:
         raise ValueError("--videos names the video files of a dataset: give --dataset too")
     model = rest_api.ServedModel(saved_model, model_name)
+    feature_dim = model.signature_defs["serving_default"].inputs["video_features"].tensor_shape.dim[-1].size
+    extracted_dim = getattr(video_features, "feature_dim", feature_dim)
+    if extracted_dim != feature_dim:
+        raise ValueError(f"the extractor gives {extracted_dim}-d features but the model takes {feature_dim}-d ones")
     catalog = None
     if dataset:
         name, config = catalog_lib.parse_dataset(dataset)
         data_config = configs.base_config().data
         data_config.update(dataset=name, dataset_config=config, data_dir=data_dir or "")
         catalog = catalog_lib.Catalog(splits.dataset_builder(data_config), split, videos_dir)
+        if catalog.feature_dim != feature_dim:
+            raise ValueError(f"{catalog.name} has {catalog.feature_dim}-d features but the model takes {feature_dim}-d")
     return Application(model, catalog, video_features, int(max_upload_mb * 2**20), api_url, cors)

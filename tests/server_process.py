@@ -67,3 +67,9 @@ def call(url, body=None, method=None, headers=None, timeout=60):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def fetch(url, timeout=60):
+    """(headers, body bytes) of a GET that must succeed."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.headers, response.read()
