@@ -30,6 +30,13 @@ _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to bind; 0.0.0.0 expos
 _PORT = flags.DEFINE_integer("port", 8080, "Port (0: any free port; the chosen one is printed).")
 _MODEL_NAME = flags.DEFINE_string("model_name", "nlvl", "The model's name in the API's URLs (/v1/models/<name>).")
 _MAX_UPLOAD_MB = flags.DEFINE_float("max_upload_mb", 100.0, "Largest video upload accepted, in MiB.")
+_INTRA_OP_THREADS = flags.DEFINE_integer(
+    "intra_op_threads",
+    0,
+    "TensorFlow's threads per op (0: one per core). 1 answers single queries fastest (docs/benchmarks.md); like "
+    "tensorflow_model_server's --tensorflow_intra_op_parallelism.",
+    lower_bound=0,
+)
 _API_URL = flags.DEFINE_string(
     "api_url",
     "",
@@ -43,6 +50,10 @@ _CORS = flags.DEFINE_bool(
 
 def main(argv):
     cli.reject_extra_arguments(argv)
+    if _INTRA_OP_THREADS.value:
+        import tensorflow as tf  # noqa: PLC0415
+
+        tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP_THREADS.value)
     featurizer = None
     if _EXTRACTOR.value:
         featurizer = video_features.VideoFeaturizer(_EXTRACTOR.value, _CACHE_DIR.value or None)

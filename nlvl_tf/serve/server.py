@@ -19,6 +19,7 @@ import json
 import mimetypes
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -40,17 +41,36 @@ MAX_JSON_BYTES = 256 * 2**20
 # connection is closed.
 MAX_DRAIN_BYTES = 1024 * 2**20
 _VIDEO_ROUTE = re.compile(r"/page/videos/(?P<id>[^/]+)/(?P<part>features|file)")
+# Video types Python's mimetypes knows only from /etc/mime.types, which a machine may lack.
+_MORE_TYPES = {".mkv": "video/x-matroska", ".ogv": "video/ogg", ".m4v": "video/mp4"}
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 class Reply:
-    """A response: status, body bytes, content type and extra headers."""
+    """A response: status, body (bytes, or `file_part` = (path, start, length) streamed from a file), content type
+    and extra headers."""
 
-    def __init__(self, status, body=b"", content_type="application/json", headers=None):
+    def __init__(self, status, body=b"", content_type="application/json", headers=None, file_part=None):
         self.status = http.HTTPStatus(status)
         self.body = body
         self.content_type = content_type
         self.headers = headers or {}
+        self.file_part = file_part
+
+    @property
+    def length(self):
+        return self.file_part[2] if self.file_part else len(self.body)
+
+    def write(self, stream):
+        if self.file_part is None:
+            stream.write(self.body)
+            return
+        path, start, remaining = self.file_part
+        with open(path, "rb") as file:
+            file.seek(start)
+            while remaining > 0 and (chunk := file.read(min(remaining, 2**20))):
+                stream.write(chunk)
+                remaining -= len(chunk)
 
     @classmethod
     def json(cls, value, status=http.HTTPStatus.OK):
@@ -170,9 +190,10 @@ class Application:
 
 
 def _file_reply(path, range_header):
-    """A file, whole or one byte range (what a video player asks for to seek)."""
+    """A file, whole or one byte range (what a video player asks for to seek), streamed when written."""
     size = os.path.getsize(path)
-    content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    extension = os.path.splitext(path)[1].lower()
+    content_type = mimetypes.guess_type(path)[0] or _MORE_TYPES.get(extension, "application/octet-stream")
     start, end = 0, size - 1
     status = http.HTTPStatus.OK
     if range_header and (match := _RANGE.fullmatch(range_header.strip())) and size:
@@ -184,15 +205,12 @@ def _file_reply(path, range_header):
         if start > end or start >= size:
             return Reply(http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, headers={"Content-Range": f"bytes */{size}"})
         status = http.HTTPStatus.PARTIAL_CONTENT
-    with open(path, "rb") as file:
-        file.seek(start)
-        body = file.read(end - start + 1)
     headers = {"Accept-Ranges": "bytes"}
     if status == http.HTTPStatus.PARTIAL_CONTENT:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     if content_type.startswith("text/") or content_type.endswith("javascript"):
         content_type += "; charset=utf-8"
-    return Reply(status, body, content_type, headers)
+    return Reply(status, content_type=content_type, headers=headers, file_part=(path, start, end - start + 1))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -200,6 +218,12 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "nlvl-tf"
+
+    def setup(self):
+        super().setup()
+        # Headers and body leave in separate writes; without this, Nagle's algorithm and the client's delayed ACK
+        # hold every keep-alive response back by ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self._handle("GET")
@@ -256,18 +280,22 @@ class Handler(BaseHTTPRequestHandler):
         self._drop_unread_body()
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("Content-Length", str(reply.length))
         for name, value in reply.headers.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if method != "HEAD":
-            self.wfile.write(reply.body)
+        ending = ""
+        try:
+            reply.write(self.wfile)
+        except (BrokenPipeError, ConnectionResetError):  # a player that seeks drops the range it was reading
+            self.close_connection = True
+            ending = " (client closed the connection)"
         milliseconds = 1000 * (time.perf_counter() - started)
         self.server.log(
-            f'{self.client_address[0]} "{method} {self.path}" {reply.status.value} {len(reply.body)}B '
-            f"{milliseconds:.1f}ms"
+            f'{self.client_address[0]} "{method} {self.path}" {reply.status.value} {reply.length}B '
+            f"{milliseconds:.1f}ms{ending}"
         )
 
     def log_request(self, code="-", size="-"):
