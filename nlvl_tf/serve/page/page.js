@@ -354,6 +354,9 @@ function draw(answer) {
       const points = `${x(0)},${axisY} ${curve(outputs.highlight[0], 1)} ${x(answer.duration)},${axisY}`;
       svgElement("polygon", {class: "highlight", points}, svg);
     }
+    if (outputs.clip_score) {  // VSLNet-L: the nil score of each clip of the scale the ranking used
+      svgElement("polyline", {class: "clip", points: curve(outputs.clip_score[0], 1)}, svg);
+    }
     svgElement("polyline", {class: "start", points: curve(outputs.start_prob[0], peak)}, svg);
     svgElement("polyline", {class: "end", points: curve(outputs.end_prob[0], peak)}, svg);
   }
@@ -367,6 +370,7 @@ function draw(answer) {
   svgElement("line", {id: "playhead", class: "playhead", x1: left, x2: left, y1: 4, y2: axisY, visibility: "hidden"},
     svg);
   $("legend").hidden = false;
+  $("clip-key").hidden = !outputs.clip_score;
   drawPlayhead();
 }
 
