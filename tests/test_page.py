@@ -70,11 +70,13 @@ def first_video(demo):
 
 @pytest.fixture(scope="module")
 def server(demo, first_video, tmp_path_factory):
-    """The README's command, plus --videos with a generated file for the first video (4 fps, its duration)."""
+    """The README's command, plus --videos with a generated file for the first video (4 fps, its duration), and
+    --cors."""
     video_dir = tmp_path_factory.mktemp("dataset_videos")
     videos.write_video(video_dir / f"{first_video['id']}.webm", round(first_video["duration"] * 4), 4, codec="libvpx")
     export_dir, data_dir = demo
     flags = [f"--saved_model={export_dir}", f"--dataset={DATASET}", f"--data_dir={data_dir}", f"--videos={video_dir}"]
+    flags.append("--cors")  # as tensorflow_model_server --enable_cors_support, for the other-origin test
     process = server_process.ServerProcess(flags, tmp_path_factory.mktemp("log") / "server.log")
     yield process
     process.stop()
@@ -95,7 +97,7 @@ def _ask(page, top_k):
 def test_a_dataset_video_gets_the_localizers_moments_and_a_moment_seeks_the_player(server, demo, first_video, tmp_path):
     with browser.page() as page:
         page.goto(server.url + "/")
-        page.wait_for_selector("#dataset-picker:not([hidden])")
+        page.wait_for_selector("#dataset-picker:not([hidden])")  # shown once the video list is loaded
         assert 'Model "nlvl"' in page.inner_text("#model-line")
         page.select_option("#video-select", first_video["id"])
         page.wait_for_selector("#annotations li button")
@@ -124,7 +126,7 @@ def test_a_dataset_video_gets_the_localizers_moments_and_a_moment_seeks_the_play
 def test_the_page_works_from_the_keyboard(server, first_video):
     with browser.page() as page:
         page.goto(server.url + "/")
-        page.wait_for_selector("#video-select option >> nth=1", state="attached")
+        page.wait_for_selector("#dataset-picker:not([hidden])")
         page.focus("#video-select")
         page.keyboard.press("ArrowDown")  # the first video
         page.wait_for_selector("#annotations li button")
@@ -152,3 +154,18 @@ def test_video_files_are_served_in_byte_ranges(server, first_video):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request)
     assert refused.value.code == 416
+
+
+def test_the_page_predicts_through_the_api_of_another_origin(server, first_video):
+    """Loaded from localhost with ?api= naming 127.0.0.1 (another origin), the page's predictions are cross-origin
+    requests, as to a tensorflow_model_server started with --enable_cors_support: preflight, then POST."""
+    port = server.url.rsplit(":", 1)[1]
+    with browser.page() as page:
+        page.goto(f"http://localhost:{port}/?api={server.url}")
+        page.wait_for_selector("#dataset-picker:not([hidden])")
+        page.select_option("#video-select", first_video["id"])
+        page.wait_for_selector("#annotations li button")
+        page.click("#annotations li button >> nth=0")
+        _ask(page, 2)
+    log = server.log_lines()
+    assert any('"OPTIONS /v1/models/nlvl:predict" 204' in line for line in log), log[-5:]

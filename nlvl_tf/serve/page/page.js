@@ -1,6 +1,7 @@
 // The page: pick a dataset video or upload one, type a sentence, see the ranked moments.
 // Predictions use TensorFlow Serving's REST API only (POST /v1/models/<name>:predict, GET .../metadata), so the
-// page works against tensorflow_model_server serving the same SavedModel; /page/* routes give it videos.
+// page works against tensorflow_model_server serving the same SavedModel (?api=http://host:8501, the server started
+// with --enable_cors_support); /page/* routes give it videos.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -55,7 +56,8 @@ function describeModel(metadata) {
 async function start() {
   try {
     state.config = await fetchJson("/page/config");
-    state.api = state.config.api_url || "";
+    // The API predictions go to: ?api=<URL> on the page's address, else serve.py's --api_url, else this server.
+    state.api = (new URLSearchParams(window.location.search).get("api") || state.config.api_url || "").replace(/\/$/, "");
     const name = encodeURIComponent(state.config.model_name);
     const metadata = await fetchJson(`${state.api}/v1/models/${name}/metadata`);
     state.model = describeModel(metadata);
@@ -71,7 +73,6 @@ async function start() {
   $("top-k").value = Math.min(5, model.maxTopK);
   if (state.config.dataset) {
     $("dataset-name").textContent = `${state.config.dataset} (${state.config.split})`;
-    $("dataset-picker").hidden = false;
     const videos = await fetchJson("/page/videos");
     const select = $("video-select");
     select.append(new Option("Choose a video", ""));
@@ -85,6 +86,7 @@ async function start() {
       const option = select.selectedOptions[0];
       if (option && option.video) chooseDatasetVideo(option.video);
     });
+    $("dataset-picker").hidden = false;
   }
   if (state.config.uploads) {
     $("upload-limit").textContent = state.config.max_upload_mb.toFixed(0);
