@@ -10,9 +10,10 @@ http://127.0.0.1:8080/v1/models/nlvl:predict. docs/serving.md describes the API,
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # a quiet console: one line per request
+# A quiet console: one line per request (TensorFlow still prints a few lines when it starts).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import flags  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from nlvl_tf import cli  # noqa: E402
 from nlvl_tf.serve import server, video_features  # noqa: E402
@@ -50,6 +51,7 @@ _CORS = flags.DEFINE_bool(
 
 def main(argv):
     cli.reject_extra_arguments(argv)
+    logging.set_verbosity(logging.ERROR)  # TFDS and TensorFlow log every dataset read at INFO
     if _INTRA_OP_THREADS.value:
         import tensorflow as tf  # noqa: PLC0415
 

@@ -10,6 +10,7 @@ with NLVL_PAGE_SCREENSHOT=<path> the screenshot is also written there (docs/figu
 import importlib.util
 import os
 import pathlib
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -169,3 +170,12 @@ def test_the_page_predicts_through_the_api_of_another_origin(server, first_video
         _ask(page, 2)
     log = server.log_lines()
     assert any('"OPTIONS /v1/models/nlvl:predict" 204' in line for line in log), log[-5:]
+
+
+def test_the_console_holds_one_line_per_request_and_nothing_else(server):
+    """After start-up (TensorFlow's own few lines), every line the server wrote is a request's."""
+    lines = server.log_lines()
+    first = next(index for index, line in enumerate(lines) if '"GET ' in line or '"POST ' in line)
+    request_line = re.compile(r'\d\d:\d\d:\d\d [\d.]+ "(GET|POST|OPTIONS) \S+" \d{3} \d+B [\d.]+ms')
+    others = [line for line in lines[first:] if not request_line.fullmatch(line)]
+    assert not others and len(lines) - first > 20, others[:5]

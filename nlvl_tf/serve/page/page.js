@@ -73,7 +73,12 @@ async function start() {
   $("top-k").value = Math.min(5, model.maxTopK);
   if (state.config.dataset) {
     $("dataset-name").textContent = `${state.config.dataset} (${state.config.split})`;
-    const videos = await fetchJson("/page/videos");
+    let videos = [];
+    try {
+      videos = await fetchJson("/page/videos");
+    } catch (error) {
+      setStatus("source-status", `The dataset's videos could not be listed: ${error.message}`, true);
+    }
     const select = $("video-select");
     select.append(new Option("Choose a video", ""));
     for (const video of videos) {
