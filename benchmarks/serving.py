@@ -4,7 +4,9 @@ Exports a model with the authors' Charades-STA settings (random weights and a 1,
 depend on the values), loads the SavedModel back and calls the signature with raw query strings and videos ~95% of n
 long. Prints one JSON object on its last line: median and p99 latency, requests and queries per second.
 
-    python benchmarks/serving.py --n=128 --batch_size=1 [--model=vslnet] [--requests=200]
+    python benchmarks/serving.py --n=128 --batch_size=1 [--model=vslnet] [--requests=200] [--xla_loop]
+
+The export's LSTM loops are plain while-loops unless --xla_loop (export.py's flag) compiles them.
 """
 
 import json
@@ -20,6 +22,7 @@ _N = flags.DEFINE_integer("n", 128, "Video length n of the model.")
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Queries (videos) per request.")
 _REQUESTS = flags.DEFINE_integer("requests", 200, "Timed requests (after warm-up).")
 _WARMUP = flags.DEFINE_integer("warmup", 10, "Untimed requests first.")
+_XLA_LOOP = flags.DEFINE_bool("xla_loop", False, "Export with XLA-compiled LSTM loops (export.py --xla_loop).")
 _INTRA_OP = flags.DEFINE_integer(
     "intra_op_threads",
     0,
@@ -30,7 +33,7 @@ _INTRA_OP = flags.DEFINE_integer(
 WORDS = ["person", "opens", "door", "closes", "the", "a", "takes", "book", "from", "shelf", "sits", "on", "chair"]
 
 
-def export_benchmark_model(model_type, n, directory):
+def export_benchmark_model(model_type, n, directory, xla_loop=False):
     """Saves a randomly initialised model with the benchmark settings and a synthetic vocabulary; returns the path."""
     import os
 
@@ -47,7 +50,7 @@ def export_benchmark_model(model_type, n, directory):
     vocabulary.save(vocabulary_dir)
     model = vslnet.build_model(config.model, vocabulary.num_words, vocabulary.num_chars, vocabulary.vectors)
     export_dir = os.path.join(directory, "export")
-    export.save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5)
+    export.save(model, config, vocabulary, vocabulary_dir, export_dir, top_k=5, xla_loop=xla_loop)
     return export_dir, config
 
 
@@ -79,7 +82,7 @@ def main(argv):
     if _INTRA_OP.value:
         tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP.value)
     with tempfile.TemporaryDirectory() as directory:
-        export_dir, config = export_benchmark_model(_MODEL.value, _N.value, directory)
+        export_dir, config = export_benchmark_model(_MODEL.value, _N.value, directory, _XLA_LOOP.value)
         serve = tf.saved_model.load(export_dir).signatures["serving_default"]
         inputs = requests(config, _BATCH.value, _WARMUP.value + _REQUESTS.value)
         for request in inputs[: _WARMUP.value]:
@@ -104,6 +107,7 @@ def main(argv):
                 "requests_per_s": 1.0 / median,
                 "queries_per_s": _BATCH.value / median,
                 "intra_op_threads": _INTRA_OP.value or "default",
+                "xla_loop": _XLA_LOOP.value,
                 "env": common.environment(),
             }
         )

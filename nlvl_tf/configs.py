@@ -5,7 +5,7 @@
     config.model    the model's constructor arguments (`vslnet.build_model` passes them as **config.model)
     config.train    the loop: batch size, schedule, optimizer, checkpoint selection, runtime (strategy, XLA, precision)
     config.eval     the reported split, its batch size, top-k and the VSLNet-L candidate selection
-    config.export   what export.py writes by default: top-k and the candidate selection
+    config.export   what export.py writes by default: top-k, the candidate selection, the LSTM loop's compilation
 
 Config files in experiments/configs/ start from `base_config()`, apply a variant (a row of the paper's tables) and,
 when their argument ends in ",smoke", `make_smoke` (a seconds-long CPU run). `parse_arg` reads that argument. The
@@ -111,6 +111,11 @@ SCHEMA = {
     "export": (
         ("top_k", 5, "moments the SavedModel returns per query"),
         ("selection", "pm", "VSLNet-L candidate selection of the SavedModel: pm or u"),
+        (
+            "xla_loop",
+            False,
+            "XLA-compile the SavedModel's LSTM loops (faster; the server must run XLA, see serving.md)",
+        ),
     ),
 }
 # Model keys that only VSLNet-L takes; its variants add them to config.model.

@@ -2,6 +2,7 @@
 predict.py validate their inputs; tokenization inside the export equals the training pipeline's."""
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -223,7 +224,9 @@ def _run_predict(export_dir, features_path, *arguments):
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        # A bare environment, but the same nlvl_tf as this process (PYTHONPATH, where a checkout is tested against
+        # another one's install).
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
     )
 
 

@@ -83,6 +83,16 @@ def _most_probable_scale(scores):
     return tf.math.top_k(scores, k=1).indices[..., 0]
 
 
+def most_probable_scale(start_probs, end_probs, mask):
+    """VSLNet-L: [B] index of the scale whose best span is most probable (the scale Pm ranks), ties -> the first.
+
+    Args:
+        start_probs, end_probs: float32 [B, S, n]; mask: bool, broadcastable to them.
+    """
+    _, _, scores = best_span(start_probs, end_probs, mask)
+    return _most_probable_scale(scores)
+
+
 def select_max_probability(starts, ends, scores):
     """VSLNet-L Pm: the scale candidate with the largest joint probability, ties -> the first scale.
 

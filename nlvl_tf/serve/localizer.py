@@ -1,4 +1,5 @@
-"""`Localizer`, the Python API over an export: numpy features and strings in, ranked moments in seconds out."""
+"""`Localizer`, the Python API over an export: numpy features (or, with an extractor, video files) and strings in,
+ranked moments in seconds out."""
 
 import json
 import os
@@ -9,6 +10,7 @@ from google.protobuf import message
 
 from nlvl_tf import errors
 from nlvl_tf.serve import export
+from nlvl_tf.serve import video_features as video_features_lib
 
 
 class Localizer:
@@ -17,15 +19,21 @@ class Localizer:
     >>> localizer = Localizer.load("/path/to/export")
     >>> localizer.predict(features, duration=31.5, queries=["a person opens the door."], top_k=3)
     [[{"start": 4.2, "end": 9.8, "score": 0.41}, ...]]
+    >>> localizer = Localizer.load("/path/to/export", extractor="/path/to/extractor")
+    >>> localizer.predict_video("clip.mp4", "a person opens the door.", top_k=3)
+    [{"start": 4.2, "end": 9.8, "score": 0.41}, ...]
     """
 
-    def __init__(self, loaded, metadata):
+    def __init__(self, loaded, metadata, featurizer=None):
         self._serve = loaded.signatures["serving_default"]
         self._loaded = loaded
         self.metadata = metadata
+        self.featurizer = featurizer
 
     @classmethod
-    def load(cls, export_dir):
+    def load(cls, export_dir, extractor=None, cache_dir=video_features_lib.DEFAULT_CACHE_DIR):
+        """Loads an export; with `extractor` (an extractor export), `predict_video` answers about video files, whose
+        features are cached in memory and in `cache_dir` (None: memory only), see `video_features`."""
         if not os.path.isdir(export_dir):
             raise errors.NotFoundError(f"no SavedModel directory at {export_dir}")
         try:
@@ -38,7 +46,15 @@ class Localizer:
         if "metadata" not in loaded.signatures:
             raise errors.InputError(f"{export_dir} is a SavedModel but not an nlvl_tf export (no metadata signature)")
         metadata = json.loads(loaded.signatures["metadata"]()["metadata"].numpy().decode("utf-8"))
-        return cls(loaded, metadata)
+        featurizer = None
+        if extractor is not None:
+            featurizer = video_features_lib.VideoFeaturizer(extractor, cache_dir)
+            if featurizer.feature_dim != metadata["feature_dim"]:
+                raise errors.InputError(
+                    f"the extractor {extractor} gives {featurizer.feature_dim}-d features but the model {export_dir} "
+                    f"takes {metadata['feature_dim']}-d ones"
+                )
+        return cls(loaded, metadata, featurizer)
 
     @property
     def feature_dim(self):
@@ -78,6 +94,19 @@ class Localizer:
             for i in range(len(query_list))
         ]
         return results[0] if single_query else results
+
+    def video_features(self, path):
+        """(features [rows, D], duration s) of a video file, computed by the extractor once per video content."""
+        if self.featurizer is None:
+            raise errors.InputError(
+                "this Localizer has no extractor: load it with Localizer.load(export_dir, extractor=X)"
+            )
+        return self.featurizer(path)
+
+    def predict_video(self, path, queries, top_k=None):
+        """`predict` on a video file: decoded and run through the extractor the first time, from the cache after."""
+        features, duration = self.video_features(path)
+        return self.predict(features, duration, queries, top_k)
 
     def _check_top_k(self, top_k):
         exported = self.metadata["top_k"]

@@ -1,4 +1,5 @@
-"""A unidirectional LSTM: one matrix multiply for every step's input projection, and an XLA-compiled recurrence.
+"""A unidirectional LSTM: one matrix multiply for every step's input projection, and an XLA-compiled recurrence
+(or, traced inside `plain_recurrence()`, a plain while-loop: for servers without XLA).
 
 The conditioned span predictor (paper Eq. 4) and the BiLSTM encoder ablation (paper Table 8) run LSTMs over the whole
 video. Projecting the inputs of every step at once turns most of the work into one large GEMM. What remains, the
@@ -13,8 +14,10 @@ the batch is therefore cut into independent chunks whose loops TensorFlow's inte
 The layer is causal, so padded steps at the end of a sequence never change the outputs at valid steps.
 """
 
+import contextlib
 import functools
 import os
+import threading
 
 import keras
 import tensorflow as tf
@@ -34,8 +37,7 @@ def _gate_scale_and_shift(units, dtype):
     return tf.cast(tf.concat([half, half, one, half], 0), dtype), tf.cast(tf.concat([half, half, zero, half], 0), dtype)
 
 
-@tf.function(jit_compile=True)
-def _recurrence_forward(projected, recurrent_kernel):
+def _forward_loop(projected, recurrent_kernel):
     """projected [B, L, 4u] (x W + b), recurrent_kernel [u, 4u] -> hidden states [B, L, u], and the time-major cell
     states [L, B, u] and activated gates [L, B, 4u] (sigmoid i, f, o; tanh candidate) that the backward pass needs."""
     units = recurrent_kernel.shape[0]
@@ -69,6 +71,30 @@ def _recurrence_forward(projected, recurrent_kernel):
         maximum_iterations=steps,
     )
     return tf.transpose(hidden_states.stack(), [1, 0, 2]), cell_states.stack(), gate_values.stack()
+
+
+_compiled_forward_loop = tf.function(_forward_loop, jit_compile=True)
+_tracing = threading.local()
+
+
+@contextlib.contextmanager
+def plain_recurrence():
+    """Layers traced inside the block run the recurrence as plain TensorFlow while-loops, same math, instead of the
+    XLA-compiled loops: for graphs served where XLA is off (tensorflow_model_server compiles nothing on CPUs unless
+    started with a flag). Slower per step; docs/benchmarks.md has the cost."""
+    previous = getattr(_tracing, "plain", False)
+    _tracing.plain = True
+    try:
+        yield
+    finally:
+        _tracing.plain = previous
+
+
+def _recurrence_forward(projected, recurrent_kernel):
+    """`_forward_loop`, XLA-compiled unless traced inside `plain_recurrence()`."""
+    if getattr(_tracing, "plain", False):
+        return _forward_loop(projected, recurrent_kernel)
+    return _compiled_forward_loop(projected, recurrent_kernel)
 
 
 @tf.function(jit_compile=True)
@@ -186,16 +212,28 @@ def _dynamic_batch_recurrence(projected, recurrent_kernel):
     return saved[0], gradient
 
 
-@tf.custom_gradient
-def _recurrence(projected, recurrent_kernel):
-    """Hidden states [B, L, u] of the LSTM recurrence over precomputed input projections [B, L, 4u], with the BPTT
-    gradient (in chunks side by side on CPUs, see the module docstring)."""
-    # stop_gradient keeps TensorFlow from rewriting the compiled call for its own autodiff (which would export the
-    # loop's TensorLists); the gradient below replaces it.
-    projected, recurrent_kernel = tf.stop_gradient(projected), tf.stop_gradient(recurrent_kernel)
+def _batch_recurrence(projected, recurrent_kernel):
     if projected.shape[0] is None:
         return _dynamic_batch_recurrence(projected, recurrent_kernel)
     return _static_batch_recurrence(projected, recurrent_kernel)
+
+
+@tf.custom_gradient
+def _compiled_recurrence(projected, recurrent_kernel):
+    """The compiled loops with the BPTT gradient (in chunks side by side on CPUs, see the module docstring)."""
+    # stop_gradient keeps TensorFlow from rewriting the compiled call for its own autodiff (which would export the
+    # loop's TensorLists); the gradient below replaces it.
+    projected, recurrent_kernel = tf.stop_gradient(projected), tf.stop_gradient(recurrent_kernel)
+    return _batch_recurrence(projected, recurrent_kernel)
+
+
+def _recurrence(projected, recurrent_kernel):
+    """Hidden states [B, L, u] of the LSTM recurrence over precomputed input projections [B, L, 4u]. Inside
+    `plain_recurrence()` the loops are plain while-loops that TensorFlow's autodiff differentiates, so the graph holds
+    no compiled function, not even in a gradient."""
+    if getattr(_tracing, "plain", False):
+        return _batch_recurrence(projected, recurrent_kernel)[0]
+    return _compiled_recurrence(projected, recurrent_kernel)
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
