@@ -81,6 +81,7 @@ def main(argv):
 
     if _INTRA_OP.value:
         tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP.value)
+    calibration_start = common.gemm_calibration()
     with tempfile.TemporaryDirectory() as directory:
         export_dir, config = export_benchmark_model(_MODEL.value, _N.value, directory, _XLA_LOOP.value)
         serve = tf.saved_model.load(export_dir).signatures["serving_default"]
@@ -109,6 +110,8 @@ def main(argv):
                 "intra_op_threads": _INTRA_OP.value or "default",
                 "xla_loop": _XLA_LOOP.value,
                 "env": common.environment(),
+                "calibration_start": calibration_start,
+                "calibration_end": common.gemm_calibration(),
             }
         )
     )

@@ -28,6 +28,7 @@ def main(argv):
     if _THREADS.value:
         tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
         tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
+    calibration_start = common.gemm_calibration()
     _, step, batch = common.training_step(_MODEL.value, _N.value, _BATCH.value, _XLA.value)
     durations = common.time_steps(step, batch, _WARMUP.value, _STEPS.value)
     result = {
@@ -41,6 +42,8 @@ def main(argv):
         "peak_rss_mib": common.peak_rss_mib(),
         "threads": _THREADS.value or "default",
         "env": common.environment(),
+        "calibration_start": calibration_start,
+        "calibration_end": common.gemm_calibration(),
     }
     print(json.dumps(result))
 

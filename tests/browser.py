@@ -54,6 +54,20 @@ def moment_times(browser_page):
     return [tuple(float(value) for value in text.removesuffix(" s").split(" \u2013 ")) for text in texts]
 
 
+def record_seeks(browser_page):
+    """Starts recording where the page's player seeks to. A playing clock moves on after a seek, and a busy machine
+    can delay the next poll past any tolerance: the position at each `seeking` event is what the page asked for."""
+    browser_page.evaluate(
+        "window.seeks = []; const player = document.getElementById('player');"
+        "player.addEventListener('seeking', () => window.seeks.push(player.currentTime));"
+    )
+
+
+def wait_for_seek(browser_page, seconds, timeout_ms=15000):
+    """Waits until the player has been sent to `seconds` (to 0.05 s) since `record_seeks`."""
+    browser_page.wait_for_function(f"window.seeks.some((t) => Math.abs(t - {seconds}) < 0.05)", timeout=timeout_ms)
+
+
 def assert_not_blank(png_path):
     """A screenshot with content: its grey levels vary (a blank page is one colour)."""
     from PIL import Image  # noqa: PLC0415

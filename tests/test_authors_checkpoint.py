@@ -446,7 +446,7 @@ def test_a_converted_workdir_evaluates_as_it_is(tmp_path, monkeypatch, synthetic
     authors_run.import_run(
         paths["checkpoint"], paths["configs"], paths["dataset"], workdir, data_dir=synthetic_data_dir
     )
-    results = evaluation.evaluate_workdir(workdir)
+    results = evaluation.evaluate_workdir(workdir).results
     assert set(results) == {"pm"} and 0.0 <= results["pm"]["mIoU"] <= 100.0
     with open(os.path.join(workdir, "eval", "test", "predictions.jsonl"), encoding="utf-8") as f:
         assert len(f.readlines()) == 179

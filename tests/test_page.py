@@ -108,10 +108,9 @@ def test_a_dataset_video_gets_the_localizers_moments_and_a_moment_seeks_the_play
         times = browser.moment_times(page)
         ious = page.locator("#moments .iou").all_inner_texts()
         assert page.locator("#timeline rect.moment").count() == 3 and page.locator("#timeline .start").count() == 1
+        browser.record_seeks(page)
         page.click(".moment-button >> nth=1")
-        page.wait_for_function(
-            f"Math.abs(document.getElementById('player').currentTime - {times[1][0]}) < 0.05", timeout=15000
-        )
+        browser.wait_for_seek(page, times[1][0])
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     browser.assert_not_blank(tmp_path / "page.png")
     if os.environ.get("NLVL_PAGE_SCREENSHOT"):
@@ -138,8 +137,9 @@ def test_the_page_works_from_the_keyboard(server, first_video):
         page.wait_for_selector("#moments li")
         page.focus(".moment-button >> nth=0")
         start = browser.moment_times(page)[0][0]
+        browser.record_seeks(page)
         page.keyboard.press("Enter")
-        page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.05")
+        browser.wait_for_seek(page, start)
         assert page.evaluate("document.activeElement.classList.contains('playing')")
 
 

@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from nlvl_tf.data import builder_common
 from nlvl_tf.video import beam_pipeline, decoding, export, extraction, i3d, presets, transforms, weights
 from tests.video import videos
 
@@ -203,7 +204,9 @@ def test_tfds_build_of_a_charades_sta_manual_dir_from_the_features(reference_run
         env=ENV,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    builder = tfds.builder_from_directory(str(tmp_path / "data" / "charades_sta" / "i3d" / "1.0.0"))
+    builder = tfds.builder_from_directory(
+        str(tmp_path / "data" / "charades_sta" / "i3d" / str(builder_common.SPEC_VERSION))
+    )
     examples = {
         ex["video_id"].decode(): ex
         for split in ("train", "test")
