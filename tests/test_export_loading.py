@@ -126,11 +126,14 @@ def test_serving_graph_needs_no_xla_unless_exported_with_the_xla_loop(exported, 
         np.testing.assert_allclose(answers[True][key], value, atol=1e-5, err_msg=key)
 
 
-def test_plain_recurrence_computes_what_the_compiled_loop_computes():
+@pytest.mark.parametrize("batch_size", [3, 2 * lstm.MIN_CHUNK_ROWS + 1])  # the fused op; the while-loops in chunks
+@pytest.mark.parametrize("batch_known", [True, False])  # False: traced with B = None, as in the exported signature
+def test_plain_recurrence_computes_what_the_compiled_loop_computes(batch_size, batch_known):
     layer = lstm.UnidirectionalLSTM(8)
-    inputs = tf.constant(np.random.default_rng(0).normal(size=(3, 17, 5)).astype(np.float32))
+    inputs = tf.constant(np.random.default_rng(0).normal(size=(batch_size, 17, 5)).astype(np.float32))
+    signature = [tf.TensorSpec([batch_size if batch_known else None, 17, 5], tf.float32)]
 
-    @tf.function
+    @tf.function(input_signature=signature)
     def outputs_and_gradients(inputs):
         with tf.GradientTape() as tape:
             tape.watch(inputs)
@@ -140,10 +143,10 @@ def test_plain_recurrence_computes_what_the_compiled_loop_computes():
 
     compiled = outputs_and_gradients(inputs)
     with lstm.plain_recurrence():
-        plain = tf.function(outputs_and_gradients.python_function)(inputs)
+        plain = tf.function(outputs_and_gradients.python_function, input_signature=signature)(inputs)
     np.testing.assert_allclose(plain[0], compiled[0], atol=1e-6)
     for got, want in zip(plain[1], compiled[1]):
-        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def _sigmoid(logits):

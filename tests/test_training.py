@@ -132,6 +132,7 @@ def test_smoke_metrics_differ_from_float32_times_only_at_exact_ties(smoke_run):
         assert row["float32_changed_not_ties"] == 0, row
 
 
+@pytest.mark.slow  # the default run has test_faults' kills at three points of a run
 def test_sigkill_after_the_first_checkpoint_then_restart_ends_like_an_uninterrupted_run(
     smoke_run, synthetic_data_dir, tmp_path
 ):
@@ -219,7 +220,10 @@ def test_a_float16_loss_scale_is_applied_once():
     assert max(np.abs(u).max() for u in updated[0]) > 1e-4  # the step did move the weights
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize(
+    "policy",
+    ["mixed_float16", pytest.param("mixed_bfloat16", marks=pytest.mark.slow)],  # same code path, no loss scale
+)
 def test_mixed_precision_smoke_training_learns_like_float32(policy, smoke_run, synthetic_data_dir, tmp_path):
     """The smoke run under a mixed policy reaches the float32 run's metrics within 8 points (R1@0.5 and mIoU; the
     float32 run and its seed-to-seed spread are a few points apart)."""
