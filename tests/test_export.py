@@ -1,6 +1,7 @@
 """SavedModel export: a fresh TensorFlow-only process gets the Keras model's answers from raw strings; Localizer and
 predict.py validate their inputs; tokenization inside the export equals the training pipeline's."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nlvl_tf import errors
 from nlvl_tf.data import features as features_lib
 from nlvl_tf.data import labels, text
 from nlvl_tf.eval import decoding
@@ -238,13 +240,10 @@ def _truncated_npy(path):
 @pytest.mark.parametrize(
     "arguments, write_features, message",
     [
-        (["--query=  "], None, "query 0 is empty"),
-        (["--length=99"], None, "--length=99 must be in [1, 20]"),
+        (["--query=  "], None, "query 0 is empty"),  # found by the Localizer
         # Bytes that are not UTF-8 reach Python as lone surrogates (os.fsdecode), and are sent back as the same bytes.
         (["--query=the \udcff\udcfe door"], None, "query 0 is not valid UTF-8 text"),
-        ([], _truncated_npy, "video.npy: cannot read a .npy array"),
-        ([], lambda path: path.write_bytes(b""), "video.npy: cannot read a .npy array"),  # EOFError
-        ([], lambda path: np.save(path, np.zeros(12, np.float32)), "expected a [T, D] array, got shape [12]"),
+        ([], _truncated_npy, "video.npy: cannot read a .npy array"),  # found by predict.py's reader
     ],
 )
 def test_predict_command_line_errors_are_one_line_without_traceback(
@@ -258,6 +257,30 @@ def test_predict_command_line_errors_are_one_line_without_traceback(
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and message in error_lines[0], result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def predict_script():
+    """experiments/predict.py as a module (its flags defined once in this process): its reader, called directly."""
+    spec = importlib.util.spec_from_file_location("predict_script", REPO / "experiments" / "predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "write_features, length, message",
+    [
+        (lambda path: np.save(path, np.zeros((20, 12), np.float32)), 99, r"--length=99 must be in \[1, 20\]"),
+        (lambda path: path.write_bytes(b""), None, "video.npy: cannot read a .npy array"),  # EOFError
+        (lambda path: np.save(path, np.zeros(12, np.float32)), None, r"expected a \[T, D\] array, got shape \[12\]"),
+    ],
+)
+def test_predict_reader_names_the_bad_file_or_length(predict_script, tmp_path, write_features, length, message):
+    path = tmp_path / "video.npy"
+    write_features(path)
+    with pytest.raises(errors.InputError, match=message):
+        predict_script.load_features(str(path), length)
 
 
 def test_predict_command_prints_ranked_json(localizer, tmp_path):
