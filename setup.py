@@ -41,6 +41,15 @@ setuptools.setup(
         # tfds.testing needs dill. torch is pinned: an unpinned torch pulls a multi-GB CUDA build, the pinned one is
         # the CPU wheel CI installs. playwright drives the system's Chromium in the page tests (its own browser
         # downloads are never used: .ci/run installs Debian's chromium).
-        "test": ["pytest>=8", "hypothesis>=6.100", "dill", "ruff==0.17.6", "torch==2.13.0", "playwright>=1.50,<2"],
+        # pytest-xdist: the suite runs in one process per core (at most 4), whole test files per process.
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "hypothesis>=6.100",
+            "dill",
+            "ruff==0.17.6",
+            "torch==2.13.0",
+            "playwright>=1.50,<2",
+        ],
     },
 )

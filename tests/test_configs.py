@@ -1,6 +1,5 @@
 """The nested config: every variant of every config file (and its smoke form) resolves and each distinct model config
-builds its model; overrides and
-variants name unknown keys, and flat config.json files of nlvl-tf 0.1 map onto the tree."""
+builds its model; overrides and variants name unknown keys; flat config.json files of nlvl-tf 0.1 map onto the tree."""
 
 import importlib.util
 import json
