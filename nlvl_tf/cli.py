@@ -138,6 +138,12 @@ def _quiet_console():
     handler = logging.get_absl_handler()
     handler.addFilter(_ConsoleFilter())
     handler.setFormatter(_ConsoleFormatter())
+    # TensorFlow's logger gets a stderr handler of its own when it is created before the root logger has one (its
+    # "INFO:tensorflow:Assets written to ..." on export); without it, its records take the filtered path above.
+    tensorflow_logger = python_logging.getLogger("tensorflow")
+    for own_handler in list(tensorflow_logger.handlers):
+        tensorflow_logger.removeHandler(own_handler)
+    tensorflow_logger.propagate = True
     python_logging.captureWarnings(True)
     python_logging.getLogger().setLevel(python_logging.DEBUG if flags.FLAGS.verbosity >= 1 else python_logging.INFO)
 
