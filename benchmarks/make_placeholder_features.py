@@ -6,7 +6,7 @@ video. This parses the annotation files with the dataset's own builder code, wri
 links the annotation files into the manual dir so `tfds build` needs no download:
 
   python benchmarks/make_placeholder_features.py --dataset=charades_sta \
-      --annotation_dir=../shared/data/charades_sta --manual_dir=/tmp/manual/charades_sta
+      --annotation_dir=DIR_WITH_THE_CHARADES_STA_ANNOTATION_FILES --manual_dir=/tmp/manual/charades_sta
   tfds build tfds_builders/charades_sta --manual_dir=/tmp/manual/charades_sta --data_dir=/tmp/tfds
 """
 
