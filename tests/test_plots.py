@@ -348,4 +348,18 @@ def test_plot_functions_refuse_mismatched_inputs_and_draw_vslbase_without_a_high
         plots.plot_similarity(tmp_path / "c.png", times, ["a", "b"], np.zeros((3, 3)), (0, 1), (0, 1), 3.0, "q")
     with pytest.raises(ValueError, match="clip_scores and clip_edges need the same non-empty scales"):
         plots.plot_clip_scores(tmp_path / "d.png", {4: [0, 1]}, {5: [0.5]}, (0, 1), (0, 1), 3.0, "q")
+    with pytest.raises(ValueError, match="plot_length_error_histogram needs at least one series"):
+        plots.plot_length_error_histogram(tmp_path / "e.png", {})
     assert not (tmp_path / "b.png").exists()
+
+
+def test_split_figures_refuse_predictions_of_different_splits(tmp_path):
+    def predictions(durations):
+        truth = np.array([[0.0, 1.0]] * len(durations))
+        ranked = np.repeat(truth[:, None], 5, axis=1)
+        return figures.SplitPredictions(np.array(durations), np.arange(len(durations)), truth, {"pm": ranked})
+
+    # One query in the first video-length bin (0-2 min) against one in the last (over 12 min).
+    series = {"A": (predictions([30.0]), "pm"), "B": (predictions([1000.0]), "pm")}
+    with pytest.raises(ValueError, match=r"B has \[0, 0, 0, 0, 0, 0, 1\] queries per video-length bin, A \[1, 0,"):
+        figures.split_figures(tmp_path, series)

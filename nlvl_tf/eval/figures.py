@@ -247,7 +247,7 @@ def split_figures(directory, series, reference=None):
     if reference is not None:
         shown[reference[0]] = reference[1:]
     ious = {name: top1_ious(p.times[s], p.truth) for name, (p, s) in shown.items()}
-    errors = {name: length_errors(p.times[s], p.truth) for name, (p, s) in shown.items()}
+    differences = {name: length_errors(p.times[s], p.truth) for name, (p, s) in shown.items()}
     buckets = {name: bucket_miou(p, p.times[s]) for name, (p, s) in shown.items()}
     bin_names, _, counts = next(iter(buckets.values()))
     for name, (_, _, other_counts) in buckets.items():
@@ -261,7 +261,7 @@ def split_figures(directory, series, reference=None):
     figures = {
         "iou_histogram.png": plots.plot_iou_histogram(os.path.join(directory, "iou_histogram.png"), ious),
         "length_error_histogram.png": plots.plot_length_error_histogram(
-            os.path.join(directory, "length_error_histogram.png"), errors
+            os.path.join(directory, "length_error_histogram.png"), differences
         ),
         "miou_by_video_length.png": plots.plot_miou_by_video_length(
             os.path.join(directory, "miou_by_video_length.png"),

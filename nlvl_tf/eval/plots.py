@@ -255,28 +255,28 @@ def plot_iou_histogram(path, ious, title="IoU of the top-1 predictions (paper Fi
     return _save(figure, path)
 
 
-def length_error_bins(errors):
+def length_error_bins(differences):
     """21 bin edges symmetric around 0 s (the middle bin holds the near-exact lengths) spanning the 98th percentile
     of |error| over all series, so that a few outliers do not flatten the histogram."""
-    magnitudes = np.abs(np.concatenate([np.asarray(values, np.float64).ravel() for values in errors.values()]))
+    magnitudes = np.abs(np.concatenate([np.asarray(values, np.float64).ravel() for values in differences.values()]))
     largest = float(np.percentile(magnitudes, 98)) if magnitudes.size else 0.0
     largest = largest or float(magnitudes.max(initial=0.0)) or 1.0
     return np.linspace(-largest, largest, LENGTH_ERROR_BINS + 1)
 
 
-def plot_length_error_histogram(path, errors, title="Predicted minus true moment length (paper Fig. 17)"):
+def plot_length_error_histogram(path, differences, title="Predicted minus true moment length (paper Fig. 17)"):
     """Histogram of the top-1 predicted moment length minus the ground-truth length, in seconds.
 
     Args:
-        errors: {series name: [Q] length differences in seconds} (positive = predicted longer).
+        differences: {series name: [Q] length differences in seconds} (positive = predicted longer).
     Returns:
         The Figure; one BarContainer per series over `length_error_bins`, whose outer bins also count the values
         beyond them.
     """
-    if not errors:
+    if not differences:
         raise errors.InputError("plot_length_error_histogram needs at least one series")
-    bins = length_error_bins(errors)
-    clipped = {name: np.clip(np.asarray(values, np.float64), bins[0], bins[-1]) for name, values in errors.items()}
+    bins = length_error_bins(differences)
+    clipped = {name: np.clip(np.asarray(values, np.float64), bins[0], bins[-1]) for name, values in differences.items()}
     figure, axis = _histogram(
         clipped,
         bins,
