@@ -287,6 +287,18 @@ def test_the_answer_parses_as_json_with_nan_and_infinity_like_tensorflow_serving
     assert math.isnan(json.loads(text)["outputs"][0][0])
 
 
+def test_empty_lists_and_integers_beyond_64_bits_convert_or_are_refused_by_range():
+    int32, float32 = rest_api.types_pb2.DT_INT32, rest_api.types_pb2.DT_FLOAT
+    empty = rest_api.to_array([[], []], int32, "video_length")
+    assert empty.dtype == np.int32 and empty.shape == (2, 0)
+    assert rest_api.to_array([], rest_api.types_pb2.DT_BOOL, "flags").dtype == np.bool_
+    np.testing.assert_array_equal(rest_api.to_array([2**70, 1], float32, "duration"), np.float32([2.0**70, 1.0]))
+    with pytest.raises(rest_api.ApiError, match="input 'video_length': a value is out of the range of int32"):
+        rest_api.to_array([2**70], int32, "video_length")
+    with pytest.raises(rest_api.ApiError, match="out of the range of float"):
+        rest_api.to_array([10**400], float32, "duration")
+
+
 # ------------------------------------------------------------------------------------------------ videos
 
 

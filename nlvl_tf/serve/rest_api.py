@@ -312,6 +312,8 @@ def to_array(value, dtype, name, where=None):
         array = np.asarray(value)
     except ValueError:
         array = None
+    if array is not None and array.size == 0 and isinstance(value, list):
+        return np.zeros(array.shape, target)  # no values: numpy's float64 for [] says nothing of their JSON type
     if array is not None and _acceptable_numbers(array.dtype, target):
         if (
             target.kind in "iu"
@@ -321,7 +323,13 @@ def to_array(value, dtype, name, where=None):
             raise ApiError(f"{context}: a value is out of the range of {_dtype_name(dtype)}")
         return array.astype(target)
     _walk(value, _shape_of(value), 0, lambda leaf: _check_number(leaf, target, dtype, context), context)
-    raise ApiError(f"{context}: not a tensor of {_dtype_name(dtype)}")  # unreachable unless a check was missed
+    # Regular lists of numbers of the right JSON type that numpy kept as objects: integers beyond 64 bits.
+    if target.kind == "f":
+        try:
+            return np.array(value, dtype=np.float64).astype(target)
+        except OverflowError:  # beyond float64
+            pass
+    raise ApiError(f"{context}: a value is out of the range of {_dtype_name(dtype)}")
 
 
 def _acceptable_numbers(found, target):
