@@ -11,6 +11,7 @@ import string
 import numpy as np
 import pytest
 
+from nlvl_tf import errors
 from nlvl_tf.eval import evaluation
 from nlvl_tf.model import authors_checkpoint, authors_run, restore, vslnet
 from nlvl_tf.serve import export as export_lib
@@ -393,6 +394,27 @@ def test_their_configs_are_refused_by_name(imported, tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         authors_run.import_run(paths["checkpoint"], configs_path, paths["dataset"], workdir)
     assert not os.path.exists(workdir) and not os.path.exists(workdir + ".partial")
+
+
+def test_missing_and_undecodable_files_are_user_errors_naming_the_file(tmp_path):
+    with pytest.raises(errors.NotFoundError, match=r"missing\.json: no such file \(their configs\.json\)"):
+        authors_run.read_authors_configs(str(tmp_path / "missing.json"))
+    with pytest.raises(errors.NotFoundError, match=r"missing\.pkl: no such file \(their dataset pickle\)"):
+        authors_run.read_authors_dataset(str(tmp_path / "missing.pkl"))
+    (tmp_path / "latin1.json").write_bytes(b'{"task": "caf\xe9"}')
+    with pytest.raises(errors.InputError, match=r"latin1\.json: cannot read their configs\.json \(UnicodeDecodeError"):
+        authors_run.read_authors_configs(str(tmp_path / "latin1.json"))
+
+
+def test_a_write_that_fails_midway_leaves_no_partial_workdir(tmp_path):
+    class FullDisk:
+        def save(self, directory):
+            raise OSError("No space left on device")
+
+    config = authors_run.workdir_config(AUTHORS_CONFIGS)
+    with pytest.raises(OSError, match="No space left"):
+        authors_run._write_workdir(str(tmp_path / "workdir"), config, FullDisk(), None, 0, {})
+    assert os.listdir(tmp_path) == []
 
 
 def test_without_records_queries_keep_n_tokens_and_words_the_default_16_characters():

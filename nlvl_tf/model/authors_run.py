@@ -70,6 +70,8 @@ def read_authors_configs(path):
             values = json.load(f)
     except json.JSONDecodeError as error:
         raise errors.InputError(f"{path}:{error.lineno}:{error.colno}: not a JSON file ({error.msg})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise _unreadable(path, "their configs.json", error) from None
     if not isinstance(values, dict):
         raise errors.InputError(
             f"{path}: expected their argparse namespace as a JSON object, got {type(values).__name__}"
@@ -96,6 +98,8 @@ def read_authors_dataset(path):
     try:
         with open(path, "rb") as f:
             dataset = pickle.load(f)
+    except OSError as error:
+        raise _unreadable(path, "their dataset pickle", error) from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
         raise errors.InputError(f"{path}: not a readable dataset pickle ({type(error).__name__}: {error})") from None
     if not isinstance(dataset, dict):
@@ -104,6 +108,13 @@ def read_authors_dataset(path):
     if missing:
         raise errors.InputError(f"{path}: missing {', '.join(missing)}")
     return dataset
+
+
+def _unreadable(path, what, error):
+    """The user error for a file that cannot be opened or decoded: missing, unreadable, or not UTF-8 text."""
+    if isinstance(error, FileNotFoundError):
+        return errors.NotFoundError(f"{path}: no such file ({what})")
+    return errors.InputError(f"{path}: cannot read {what} ({type(error).__name__}: {error})")
 
 
 def entries_in_id_order(mapping, name, path):
@@ -251,19 +262,23 @@ def _word_vectors(pickled, state, num_words, dataset_path):
 
 
 def _write_workdir(workdir, config, vocabulary, model, step, provenance):
-    """Writes the workdir aside (`<workdir>.partial`) and renames it into place."""
+    """Writes the workdir aside (`<workdir>.partial`) and renames it into place; a failure removes the partial one."""
     partial = f"{os.path.normpath(workdir)}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
-    with open(os.path.join(partial, workdir_lib.CONFIG_FILE), "w", encoding="utf-8") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    vocabulary.save(os.path.join(partial, workdir_lib.VOCABULARY_DIR))
-    manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model), os.path.join(partial, workdir_lib.BEST_DIR), max_to_keep=1
-    )
-    manager.save(checkpoint_number=step)
-    with open(os.path.join(partial, PROVENANCE_FILE), "w", encoding="utf-8") as f:
-        json.dump(provenance, f, indent=2)
-    if os.path.isdir(workdir):
-        os.rmdir(workdir)  # empty (checked first)
-    os.replace(partial, workdir)
+    try:
+        with open(os.path.join(partial, workdir_lib.CONFIG_FILE), "w", encoding="utf-8") as f:
+            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+        vocabulary.save(os.path.join(partial, workdir_lib.VOCABULARY_DIR))
+        manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model), os.path.join(partial, workdir_lib.BEST_DIR), max_to_keep=1
+        )
+        manager.save(checkpoint_number=step)
+        with open(os.path.join(partial, PROVENANCE_FILE), "w", encoding="utf-8") as f:
+            json.dump(provenance, f, indent=2)
+        if os.path.isdir(workdir):
+            os.rmdir(workdir)  # empty (checked first)
+        os.replace(partial, workdir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
