@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import flags, logging  # noqa: E402
 
-from nlvl_tf import cli  # noqa: E402
+from nlvl_tf import cli, errors  # noqa: E402
 from nlvl_tf.serve import server, video_features  # noqa: E402
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An export written by export.py.")
@@ -71,7 +71,11 @@ def main(argv):
         _API_URL.value,
         _CORS.value,
     )
-    httpd = server.Server((_HOST.value, _PORT.value), application)
+    try:
+        httpd = server.Server((_HOST.value, _PORT.value), application)
+    except errors.InputError:
+        application.close()  # its uploads folder
+        raise
     print(f"serving {_SAVED_MODEL.value} at {httpd.url}/ (API: {httpd.url}/v1/models/{_MODEL_NAME.value})", flush=True)
     try:
         httpd.serve_forever()

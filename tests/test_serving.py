@@ -10,6 +10,7 @@ extractor with random weights, on small generated videos.
 import concurrent.futures
 import json
 import math
+import socket
 import subprocess
 import sys
 
@@ -18,8 +19,10 @@ import pytest
 import tensorflow as tf
 from google.protobuf import json_format
 
+from nlvl_tf import errors
 from nlvl_tf.serve import localizer as localizer_lib
 from nlvl_tf.serve import rest_api
+from nlvl_tf.serve import server as server_lib
 from nlvl_tf.video import export as extractor_export
 from nlvl_tf.video import extraction, i3d, weights
 from tests import browser, exports, server_process
@@ -297,6 +300,15 @@ def test_empty_lists_and_integers_beyond_64_bits_convert_or_are_refused_by_range
         rest_api.to_array([2**70], int32, "video_length")
     with pytest.raises(rest_api.ApiError, match="out of the range of float"):
         rest_api.to_array([10**400], float32, "duration")
+
+
+def test_a_port_in_use_is_a_user_error_naming_the_address():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(errors.InputError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            server_lib.Server(("127.0.0.1", port), application=None)
 
 
 # ------------------------------------------------------------------------------------------------ videos

@@ -312,7 +312,10 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address, application, log_stream=None):
-        super().__init__(address, Handler)
+        try:
+            super().__init__(address, Handler)
+        except OSError as error:  # the port taken, an address not of this machine, a port below 1024
+            raise errors.InputError(f"cannot listen on {address[0]}:{address[1]}: {error.strerror or error}") from None
         self.application = application
         self._log_stream = log_stream or sys.stderr
         self._log_lock = threading.Lock()
