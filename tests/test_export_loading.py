@@ -170,6 +170,8 @@ def test_details_curves_are_the_models_probabilities(model_type, exported, tmp_p
     inputs["video_length"] = np.minimum(inputs["video_length"], 24)  # n = 24: no resampling, only padding
     inputs["video_features"] = inputs["video_features"][:, :24]
     details = through_tf_saved_model_load(export_dir, "details", inputs)
+    extra = export.VSLNET_L_DETAILS if model_type == "vslnet_l" else ()
+    assert set(details) == {*export.SERVING_OUTPUTS, *export.DETAILS_OUTPUTS, "highlight", *extra}
     served = through_tf_saved_model_load(export_dir, "serving_default", inputs)
     for key in export.SERVING_OUTPUTS:
         np.testing.assert_array_equal(details[key], served[key])
