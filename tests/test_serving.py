@@ -10,6 +10,7 @@ extractor with random weights, on small generated videos.
 import concurrent.futures
 import json
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from google.protobuf import json_format
 
 from nlvl_tf import errors
 from nlvl_tf.serve import localizer as localizer_lib
-from nlvl_tf.serve import rest_api
+from nlvl_tf.serve import rest_api, video_features
 from nlvl_tf.serve import server as server_lib
 from nlvl_tf.video import export as extractor_export
 from nlvl_tf.video import extraction, i3d, weights
@@ -370,6 +371,15 @@ def test_the_page_uploads_a_video_and_shows_its_moments(server, clip, tmp_path):
         assert len(times) == 3 and all(0 <= start <= end <= 2.0 for start, end in times)
         page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
     browser.assert_not_blank(tmp_path / "upload.png")
+
+
+def test_a_feature_cache_that_cannot_be_written_costs_no_answer(extractor_dir, clip, clip_features, tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    featurizer = video_features.VideoFeaturizer(str(extractor_dir), cache_dir=str(not_a_folder / "cache"))
+    features, duration = featurizer(clip)
+    np.testing.assert_array_equal(features, clip_features)
+    assert duration == 2.0 and featurizer.last["cached"] is False and os.listdir(tmp_path) == ["file"]
 
 
 def test_predict_command_answers_a_video_and_later_queries_read_the_cache(

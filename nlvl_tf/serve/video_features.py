@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from nlvl_tf import errors
 from nlvl_tf.video import extraction
@@ -101,10 +102,18 @@ class VideoFeaturizer:
             return None
 
     def _write_disk(self, content, features, duration):
+        """Stores an entry whole (written aside, then renamed). A cache that cannot be written (read-only, full) costs
+        only the next process's extraction: it is skipped with a warning, not reported as the video's failure."""
         if self.cache_dir is None:
             return
-        os.makedirs(self.cache_dir, exist_ok=True)
-        handle, partial = tempfile.mkstemp(suffix=".npz.partial", dir=self.cache_dir)
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, features=features, duration=np.float64(duration))
-        os.replace(partial, self._cache_path(content))
+        partial = None
+        try:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            handle, partial = tempfile.mkstemp(suffix=".npz.partial", dir=self.cache_dir)
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, features=features, duration=np.float64(duration))
+            os.replace(partial, self._cache_path(content))
+        except OSError as error:
+            logging.warning("video features not cached in %s: %s", self.cache_dir, error)
+            if partial is not None and os.path.exists(partial):
+                os.remove(partial)
