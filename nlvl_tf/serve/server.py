@@ -162,9 +162,11 @@ class Application:
         return Reply.json({"id": upload_id, "duration": duration, "rows": len(features), "has_file": True})
 
     def _features_of_upload(self, path):
+        """The featurizer's answer; its user errors (a VideoReadError: the file does not decode) are 422, anything
+        else is the server's fault (500, traceback in the log), not the video's."""
         try:
             return self.video_features(path)
-        except (ValueError, OSError) as error:
+        except errors.InputError as error:
             raise rest_api.ApiError(
                 f"the upload could not be decoded as a video: {error}", http.HTTPStatus.UNPROCESSABLE_ENTITY
             ) from None
