@@ -32,11 +32,18 @@ class UnreadableCheckpointError(errors.InputError):
 
 
 def write_atomically(path, contents):
-    """Writes a text file so that a reader, or a rerun after a kill, finds the old contents or the new, never part."""
+    """Writes a file (`contents` str: UTF-8 text; bytes: as they are) so that a reader, or a rerun after a kill, finds
+    the old contents or the new, never part; a write that fails (a full disk) removes its partial file."""
     partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        f.write(contents)
-    os.replace(partial, path)
+    mode, encoding = ("wb", None) if isinstance(contents, bytes) else ("w", "utf-8")
+    try:
+        with open(partial, mode, encoding=encoding) as f:
+            f.write(contents)
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
 
 
 def seed_dir(sweep_dir, seed):

@@ -104,6 +104,11 @@ def test_write_atomically_leaves_the_old_file_until_the_new_one_is_whole(tmp_pat
     monkeypatch.setattr(os, "replace", real_replace)
     workdir_lib.write_atomically(str(path), "new")
     assert path.read_text() == "new" and sorted(os.listdir(tmp_path)) == ["metrics.json"]
+    workdir_lib.write_atomically(str(tmp_path / "upload.bin"), b"\x00\xff")
+    assert (tmp_path / "upload.bin").read_bytes() == b"\x00\xff"
+    with pytest.raises(TypeError):  # stands for a write that fails midway (a full disk)
+        workdir_lib.write_atomically(str(path), 17)
+    assert path.read_text() == "new" and sorted(os.listdir(tmp_path)) == ["metrics.json", "upload.bin"]
 
 
 def test_checkpoint_writes_cut_short_are_discarded(tmp_path):

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from nlvl_tf import errors
+from nlvl_tf import workdir as workdir_lib
 
 THRESHOLDS = (0.3, 0.5)
 KS = (1, 3, 5)
@@ -120,12 +121,8 @@ def _is_window(window):
 def write_submission(path, value):
     """Validates `value` and writes it to `path` whole (aside, then renamed: a failure leaves no partial file)."""
     validate_submission(value)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        json.dump(value, f)
-    os.replace(partial, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    workdir_lib.write_atomically(path, json.dumps(value))
 
 
 def ground_truth_queries(annotations: Mapping):

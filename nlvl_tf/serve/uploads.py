@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 
+from nlvl_tf import workdir
 from nlvl_tf.serve import rest_api
 
 # (offset, bytes) signatures of the containers FFmpeg reads that browsers and cameras write.
@@ -72,10 +73,7 @@ class Uploads:
         path = os.path.join(self.directory, digest + extension)
         with self._lock:
             if upload_id not in self._paths:
-                partial = path + ".partial"
-                with open(partial, "wb") as file:
-                    file.write(data)
-                os.replace(partial, path)
+                workdir.write_atomically(path, data)
             self._paths[upload_id] = self._paths.get(upload_id, path)
             self._paths.move_to_end(upload_id)
             while len(self._paths) > self._keep:
