@@ -1,5 +1,5 @@
-"""Entry-point plumbing: absl's app.run with user errors reported as one line instead of a traceback, and a quiet
-console.
+"""Entry-point plumbing: absl's app.run with user errors and OSErrors reported as one line instead of a traceback (which
+goes to the log file), and a quiet console.
 
 Importing this module (entry points do, before TensorFlow) silences TensorFlow's C++ start-up lines unless the command
 line asks for `--verbosity` >= 1 (or TF_CPP_MIN_LOG_LEVEL is set). Under `run`, the console shows the project's own
@@ -25,6 +25,10 @@ USER_ERRORS = (errors.UserError,)
 FAULTS = (ConnectionError,)
 USER_ERROR_STATUS = 2
 FAULT_STATUS = 3
+# An OSError from the system (a permission denied on a directory the user gave, a missing file, a full disk) is one
+# line naming the path as well, with the user errors' status: the user fixes it. Faults (ConnectionError is an OSError)
+# are matched first.
+OS_ERROR_STATUS = USER_ERROR_STATUS
 # Where the project's own messages come from: the package and the entry point scripts.
 _OWN_CODE = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(sys.argv[0] or ".")))
 
@@ -153,10 +157,31 @@ def reject_extra_arguments(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
-def _report(error, status):
+def _describe_os_error(error):
+    """`<strerror>: <path>` (`... -> <path2>` for a rename), or the error's own text when it names no path."""
+    if error.strerror is None or error.filename is None:
+        return str(error)
+    paths = error.filename if error.filename2 is None else f"{error.filename} -> {error.filename2}"
+    return f"{error.strerror}: {paths}"
+
+
+def _log_to_files(message):
+    """Writes `message` with the exception being handled (its traceback) to the log files only, not the console."""
+    record = python_logging.LogRecord("nlvl_tf", python_logging.ERROR, __file__, 0, message, (), sys.exc_info())
+    for handler in python_logging.getLogger().handlers:
+        if isinstance(handler, DeferredFileHandler):
+            handler.handle(record)
+
+
+def _report(error, status, message=None):
+    """Prints `error: <message>` (the error's text by default) and exits with `status`; the traceback goes to the log
+    file, and to the console too with NLVL_TRACEBACK=1."""
+    message = str(error) if message is None else message
     if os.environ.get("NLVL_TRACEBACK"):
         logging.exception("error")
-    print(f"error: {error}", file=sys.stderr)
+    else:
+        _log_to_files(f"error: {message}")
+    print(f"error: {message}", file=sys.stderr)
     sys.exit(status)
 
 
@@ -181,8 +206,8 @@ def _parse_flags(argv):
 
 
 def run(main):
-    """`app.run(main)` with a quiet console, printing `error: <message>` and exiting with status 2 on a user error (3
-    on a fault).
+    """`app.run(main)` with a quiet console, printing `error: <message>` and exiting with status 2 on a user error or an
+    OSError (`error: <strerror>: <path>`), 3 on a fault.
 
     Set NLVL_TRACEBACK=1 to see the full traceback as well.
     """
@@ -195,5 +220,7 @@ def run(main):
             _report(error, USER_ERROR_STATUS)
         except FAULTS as error:
             _report(error, FAULT_STATUS)
+        except OSError as error:
+            _report(error, OS_ERROR_STATUS, _describe_os_error(error))
 
     app.run(guarded, flags_parser=_parse_flags)

@@ -1,8 +1,8 @@
 """The project's error types: what a user's input, files or configuration caused.
 
-Entry points (`cli.run`) print these as one `error: ...` line and exit with status 2; any other exception is a bug and
-keeps its traceback. Each type also derives from the built-in one a caller would catch (`ValueError`,
-`FileNotFoundError`), so `except ValueError` around library calls keeps working.
+Entry points (`cli.run`) print these (and the system's OSErrors) as one `error: ...` line and exit with status 2; any
+other exception is a bug and keeps its traceback. Each type also derives from the built-in one a caller would catch
+(`ValueError`, `FileNotFoundError`), so `except ValueError` around library calls keeps working.
 """
 
 

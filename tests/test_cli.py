@@ -23,8 +23,14 @@ from nlvl_tf import cli, errors
 raised = {"user": errors.InputError("input.txt:3: start must be a number"),
           "missing": errors.NotFoundError("no checkpoint in W/best"),
           "fault": ConnectionError("multi_worker: lost contact with another worker"), "bug": ZeroDivisionError("x"),
-          "bug_value": ValueError("a library's own ValueError")}
+          "bug_value": ValueError("a library's own ValueError"),
+          "denied": PermissionError(13, "Permission denied", "/srv/export"),
+          "lost": ConnectionResetError(104, "Connection reset by peer")}
 def main(argv):
+    if len(argv) > 2:
+        cli.write_log_to(argv[2])
+    if argv[1] == "unreadable":
+        open(argv[2] + ".missing/input.txt")
     raise raised[argv[1]]
 cli.run(main)
 """
@@ -54,11 +60,23 @@ def error_line(result):
         ("user", 2, "error: input.txt:3: start must be a number"),
         ("missing", 2, "error: no checkpoint in W/best"),
         ("fault", 3, "error: multi_worker: lost contact with another worker"),
+        ("denied", 2, "error: Permission denied: /srv/export"),
+        ("lost", 3, "error: [Errno 104] Connection reset by peer"),  # a ConnectionError is a fault, not an OSError
     ],
 )
 def test_user_errors_and_faults_are_one_line_with_their_status(tmp_path, kind, status, message):
     result = run("-c", RAISES, kind)
     assert result.returncode == status and error_line(result) == message
+
+
+def test_an_os_error_is_one_line_naming_the_path_with_its_traceback_in_the_log_file(tmp_path):
+    log = tmp_path / "log.txt"
+    result = run("-c", RAISES, "unreadable", log)
+    assert result.returncode == 2
+    assert error_line(result) == f"error: No such file or directory: {log}.missing/input.txt"
+    logged = log.read_text(encoding="utf-8")
+    assert f"error: No such file or directory: {log}.missing/input.txt" in logged
+    assert "Traceback" in logged and "FileNotFoundError: [Errno 2]" in logged
 
 
 def test_a_bug_keeps_its_traceback_and_nlvl_traceback_shows_a_user_errors():
