@@ -8,6 +8,7 @@ extractor with random weights, on small generated videos.
 """
 
 import concurrent.futures
+import hashlib
 import json
 import math
 import os
@@ -24,8 +25,8 @@ from nlvl_tf import errors
 from nlvl_tf.serve import localizer as localizer_lib
 from nlvl_tf.serve import rest_api, video_features
 from nlvl_tf.serve import server as server_lib
+from nlvl_tf.video import decoding, extraction, i3d, weights
 from nlvl_tf.video import export as extractor_export
-from nlvl_tf.video import extraction, i3d, weights
 from tests import browser, exports, server_process
 from tests.video import videos
 
@@ -371,6 +372,64 @@ def test_the_page_uploads_a_video_and_shows_its_moments(server, clip, tmp_path):
         assert len(times) == 3 and all(0 <= start <= end <= 2.0 for start, end in times)
         page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
     browser.assert_not_blank(tmp_path / "upload.png")
+
+
+class FakeRequest:
+    """What `Application.answer` reads of a request: its body and headers."""
+
+    def __init__(self, body=b"", headers=None):
+        self._body = body
+        self._headers = headers or {}
+
+    def body(self, limit, what="request body"):
+        return self._body
+
+    def header(self, name):
+        return self._headers.get(name)
+
+
+class FakeFeaturizer:
+    """Video features without a model: a file holding b"undecodable" fails as an undecodable video does."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, path):
+        self.calls += 1
+        with open(path, "rb") as file:
+            data = file.read()
+        if b"undecodable" in data:
+            raise decoding.VideoReadError(f"{path}: no video stream")
+        return np.full((3, 2), len(data), np.float32), 1.5
+
+
+@pytest.fixture
+def application():
+    """An Application answering the page's upload routes in this process (no model: no API calls)."""
+    application = server_lib.Application(model=None, video_features=FakeFeaturizer())
+    yield application
+    application.close()
+
+
+def post_upload(application, data):
+    request = FakeRequest(data, {"Content-Type": "video/webm", "X-Filename": "clip.webm"})
+    return application.answer("POST", "/page/uploads", request)
+
+
+def test_an_upload_that_does_not_decode_is_not_kept(application):
+    good = post_upload(application, b"\x1a\x45\xdf\xa3 a good video")
+    assert good.status == 200
+    good_id = json.loads(good.body)["id"]
+    bad = b"\x1a\x45\xdf\xa3 undecodable"
+    with pytest.raises(rest_api.ApiError, match="could not be decoded as a video") as raised:
+        post_upload(application, bad)
+    assert raised.value.status == 422
+    bad_id = f"upload-{hashlib.sha256(bad).hexdigest()[:16]}"
+    assert application.uploads.path(bad_id) is None and application.uploads.path(good_id) is not None
+    assert os.listdir(application.uploads.directory) == [os.path.basename(application.uploads.path(good_id))]
+    calls = application.video_features.calls
+    missing = application.answer("GET", f"/page/videos/{bad_id}/features", FakeRequest())
+    assert missing.status == 404 and application.video_features.calls == calls  # not decoded again
 
 
 def test_a_feature_cache_that_cannot_be_written_costs_no_answer(extractor_dir, clip, clip_features, tmp_path):

@@ -158,7 +158,11 @@ class Application:
         data = request.body(self.max_upload_bytes, what="upload")
         filename = urllib.parse.unquote(request.header("X-Filename") or "")
         upload_id, path = self.uploads.add(data, request.header("Content-Type"), filename)
-        features, duration = self._features_of_upload(path)
+        try:
+            features, duration = self._features_of_upload(path)
+        except Exception:  # not kept: it would count toward the kept uploads, and a GET would decode it again
+            self.uploads.discard(upload_id)
+            raise
         return Reply.json({"id": upload_id, "duration": duration, "rows": len(features), "has_file": True})
 
     def _features_of_upload(self, path):

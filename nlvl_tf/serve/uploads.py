@@ -78,9 +78,15 @@ class Uploads:
             self._paths.move_to_end(upload_id)
             while len(self._paths) > self._keep:
                 _, oldest = self._paths.popitem(last=False)
-                if os.path.exists(oldest):
-                    os.remove(oldest)
+                _delete(oldest)
             return upload_id, self._paths[upload_id]
+
+    def discard(self, upload_id):
+        """Forgets an upload and deletes its file (one whose features could not be extracted), if it is kept."""
+        with self._lock:
+            path = self._paths.pop(upload_id, None)
+            if path is not None:
+                _delete(path)
 
     def remove(self):
         """Deletes the folder and every upload in it."""
@@ -91,3 +97,8 @@ class Uploads:
     def path(self, upload_id):
         with self._lock:
             return self._paths.get(upload_id)
+
+
+def _delete(path):
+    if os.path.exists(path):
+        os.remove(path)
