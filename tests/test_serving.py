@@ -9,6 +9,7 @@ extractor with random weights, on small generated videos.
 
 import concurrent.futures
 import hashlib
+import io
 import json
 import math
 import os
@@ -430,6 +431,24 @@ def test_an_upload_that_does_not_decode_is_not_kept(application):
     calls = application.video_features.calls
     missing = application.answer("GET", f"/page/videos/{bad_id}/features", FakeRequest())
     assert missing.status == 404 and application.video_features.calls == calls  # not decoded again
+
+
+def test_an_upload_evicted_while_it_is_served_is_a_404_or_sent_whole(application):
+    """Eviction removes the file between the id's lookup and the reading (here: before the request), or while the
+    file reply is being sent (here: after the reply is made)."""
+    data = b"\x1a\x45\xdf\xa3 a good video"
+    upload_id = json.loads(post_upload(application, data).body)["id"]
+    reply = application.answer("GET", f"/page/videos/{upload_id}/file", FakeRequest())
+    os.remove(application.uploads.path(upload_id))
+    sent = io.BytesIO()
+    reply.write(sent)
+    assert reply.status == 200 and sent.getvalue() == data
+    for part in ("features", "file"):
+        gone = application.answer("GET", f"/page/videos/{upload_id}/{part}", FakeRequest())
+        assert gone.status == 404, gone.body
+        assert json.loads(gone.body)["error"] == (
+            f"upload '{upload_id}' is no longer kept (the server keeps the latest 16): upload it again"
+        )
 
 
 def test_a_feature_cache_that_cannot_be_written_costs_no_answer(extractor_dir, clip, clip_features, tmp_path):

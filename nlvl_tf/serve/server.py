@@ -47,8 +47,8 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 class Reply:
-    """A response: status, body (bytes, or `file_part` = (path, start, length) streamed from a file), content type
-    and extra headers."""
+    """A response: status, body (bytes, or `file_part` = (open binary file, start, length) streamed from the file and
+    closed by `write`), content type and extra headers."""
 
     def __init__(self, status, body=b"", content_type="application/json", headers=None, file_part=None):
         self.status = http.HTTPStatus(status)
@@ -65,8 +65,8 @@ class Reply:
         if self.file_part is None:
             stream.write(self.body)
             return
-        path, start, remaining = self.file_part
-        with open(path, "rb") as file:
+        file, start, remaining = self.file_part
+        with file:
             file.seek(start)
             while remaining > 0 and (chunk := file.read(min(remaining, 2**20))):
                 stream.write(chunk)
@@ -180,6 +180,19 @@ class Application:
         in_catalog = self.catalog is not None and video_id in self.catalog
         if upload_path is None and not in_catalog:
             return Reply.error(f"no video {video_id!r}", http.HTTPStatus.NOT_FOUND)
+        try:
+            return self._video_part(video_id, part, upload_path, request)
+        except FileNotFoundError:
+            if upload_path is None or os.path.exists(upload_path):
+                raise
+            # Evicted by newer uploads after it was looked up.
+            return Reply.error(
+                f"upload {video_id!r} is no longer kept (the server keeps the latest {self.uploads.keep}): upload it "
+                "again",
+                http.HTTPStatus.NOT_FOUND,
+            )
+
+    def _video_part(self, video_id, part, upload_path, request):
         if part == "file":
             path = upload_path or self.catalog.video_file(video_id)
             if path is None:
@@ -196,8 +209,10 @@ class Application:
 
 
 def _file_reply(path, range_header):
-    """A file, whole or one byte range (what a video player asks for to seek), streamed when written."""
-    size = os.path.getsize(path)
+    """A file, whole or one byte range (what a video player asks for to seek), streamed when written. The file is
+    opened here, so one deleted meanwhile (an upload evicted by newer ones) is still sent whole."""
+    file = open(path, "rb")  # noqa: SIM115 (closed by Reply.write)
+    size = os.fstat(file.fileno()).st_size
     extension = os.path.splitext(path)[1].lower()
     content_type = mimetypes.guess_type(path)[0] or _MORE_TYPES.get(extension, "application/octet-stream")
     start, end = 0, size - 1
@@ -209,6 +224,7 @@ def _file_reply(path, range_header):
         elif last:
             start = max(0, size - int(last))
         if start > end or start >= size:
+            file.close()
             return Reply(http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, headers={"Content-Range": f"bytes */{size}"})
         status = http.HTTPStatus.PARTIAL_CONTENT
     headers = {"Accept-Ranges": "bytes"}
@@ -216,7 +232,7 @@ def _file_reply(path, range_header):
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     if content_type.startswith("text/") or content_type.endswith("javascript"):
         content_type += "; charset=utf-8"
-    return Reply(status, content_type=content_type, headers=headers, file_part=(path, start, end - start + 1))
+    return Reply(status, content_type=content_type, headers=headers, file_part=(file, start, end - start + 1))
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -59,7 +59,7 @@ class Uploads:
     def __init__(self, directory=None, keep=16):
         self.directory = directory or tempfile.mkdtemp(prefix="nlvl_uploads_")
         os.makedirs(self.directory, exist_ok=True)
-        self._keep = keep
+        self.keep = keep
         self._paths = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -76,7 +76,7 @@ class Uploads:
                 workdir.write_atomically(path, data)
             self._paths[upload_id] = self._paths.get(upload_id, path)
             self._paths.move_to_end(upload_id)
-            while len(self._paths) > self._keep:
+            while len(self._paths) > self.keep:
                 _, oldest = self._paths.popitem(last=False)
                 _delete(oldest)
             return upload_id, self._paths[upload_id]
