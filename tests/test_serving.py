@@ -451,6 +451,37 @@ def test_an_upload_evicted_while_it_is_served_is_a_404_or_sent_whole(application
         )
 
 
+@pytest.mark.parametrize(
+    "range_header, status, part",
+    [
+        ("bytes=10-19", 206, slice(10, 20)),
+        ("bytes=-5", 206, slice(-5, None)),
+        ("bytes=20-", 206, slice(20, None)),
+        ("bytes=-", 200, slice(None)),  # invalid ranges are ignored (RFC 9110 section 14.2)
+        ("bytes=5-3", 200, slice(None)),
+        ("bytes=x-1", 200, slice(None)),
+        ("bytes=40-", 416, None),  # valid but past the end
+        ("bytes=-0", 416, None),
+    ],
+)
+def test_a_video_file_is_served_whole_or_by_valid_range(application, range_header, status, part):
+    data = b"\x1a\x45\xdf\xa3" + bytes(range(28))
+    upload_id = json.loads(post_upload(application, data).body)["id"]
+    reply = application.answer("GET", f"/page/videos/{upload_id}/file", FakeRequest(headers={"Range": range_header}))
+    sent = io.BytesIO()
+    reply.write(sent)
+    assert reply.status == status
+    if status == 416:
+        assert reply.headers["Content-Range"] == "bytes */32" and sent.getvalue() == b""
+        return
+    assert sent.getvalue() == data[part] and reply.length == len(data[part])
+    if status == 206:
+        start = range(32)[part][0]
+        assert reply.headers["Content-Range"] == f"bytes {start}-{start + len(data[part]) - 1}/32"
+    else:
+        assert "Content-Range" not in reply.headers
+
+
 def test_a_feature_cache_that_cannot_be_written_costs_no_answer(extractor_dir, clip, clip_features, tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")

@@ -217,11 +217,13 @@ def _file_reply(path, range_header):
     content_type = mimetypes.guess_type(path)[0] or _MORE_TYPES.get(extension, "application/octet-stream")
     start, end = 0, size - 1
     status = http.HTTPStatus.OK
-    if range_header and (match := _RANGE.fullmatch(range_header.strip())) and size:
+    match = _RANGE.fullmatch(range_header.strip()) if range_header else None
+    # An invalid range ("bytes=-", "bytes=5-3") is ignored: the whole file, 200 (RFC 9110 section 14.2).
+    if match and size and _valid_range(*match.groups()):
         first, last = match.groups()
         if first:
             start, end = int(first), min(int(last), size - 1) if last else size - 1
-        elif last:
+        else:
             start = max(0, size - int(last))
         if start > end or start >= size:
             file.close()
@@ -233,6 +235,11 @@ def _file_reply(path, range_header):
     if content_type.startswith("text/") or content_type.endswith("javascript"):
         content_type += "; charset=utf-8"
     return Reply(status, content_type=content_type, headers=headers, file_part=(file, start, end - start + 1))
+
+
+def _valid_range(first, last):
+    """RFC 9110's byte-range-spec (`first-[last]`, last >= first) or suffix-range (`-length`)."""
+    return bool(last) if not first else not last or int(last) >= int(first)
 
 
 class Handler(BaseHTTPRequestHandler):
