@@ -305,6 +305,23 @@ def test_empty_lists_and_integers_beyond_64_bits_convert_or_are_refused_by_range
         rest_api.to_array([10**400], float32, "duration")
 
 
+BOOLEANS_AMONG_NUMBERS = [
+    # (value, dtype name): numpy makes these int64 or float64
+    ([1, True], "int32"),
+    ([[2, 3], [False, 4]], "int32"),
+    ([1, True], "float"),
+    ([0.5, False], "float"),
+]
+
+
+@pytest.mark.parametrize("value, dtype", BOOLEANS_AMONG_NUMBERS)
+def test_a_boolean_among_numbers_is_refused_as_tensorflow_serving_does(value, dtype):
+    dtype_enum = {"int32": rest_api.types_pb2.DT_INT32, "float": rest_api.types_pb2.DT_FLOAT}[dtype]
+    message = rf"JSON Value: (true|false) Type: Boolean is not of expected type: {dtype}$"
+    with pytest.raises(rest_api.ApiError, match=message):
+        rest_api.to_array(value, dtype_enum, "video_length")
+
+
 def test_a_port_in_use_is_a_user_error_naming_the_address():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -314,7 +314,8 @@ def to_array(value, dtype, name, where=None):
         array = None
     if array is not None and array.size == 0 and isinstance(value, list):
         return np.zeros(array.shape, target)  # no values: numpy's float64 for [] says nothing of their JSON type
-    if array is not None and _acceptable_numbers(array.dtype, target):
+    # numpy makes [1, true] int64 and [0.5, true] float64; TF Serving refuses a boolean among numbers.
+    if array is not None and _acceptable_numbers(array.dtype, target) and not (target.kind != "b" and _has_bool(value)):
         if (
             target.kind in "iu"
             and array.size
@@ -338,6 +339,16 @@ def _acceptable_numbers(found, target):
     if target.kind in "iu":
         return found.kind in "iu"
     return found.kind == "b"  # bool
+
+
+def _has_bool(value):
+    """Whether a regular nested list (one numpy converted: every list of a level holds the same kind) has a boolean
+    leaf; C-speed over the innermost lists."""
+    if not isinstance(value, list):
+        return isinstance(value, bool)
+    if value and isinstance(value[0], list):
+        return any(_has_bool(item) for item in value)
+    return bool in map(type, value)
 
 
 def _check_number(leaf, target, dtype, context):
