@@ -13,6 +13,7 @@ import pathlib
 import re
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -141,6 +142,39 @@ def test_the_page_works_from_the_keyboard(server, first_video):
         page.keyboard.press("Enter")
         browser.wait_for_seek(page, start)
         assert page.evaluate("document.activeElement.classList.contains('playing')")
+
+
+# Holds the page's request for one video's features until the test calls window.releaseHeld(); the reply is then
+# handed over read into memory, so the page handles it at once.
+HOLD_FEATURES = """(path) => {
+  const realFetch = window.fetch;
+  window.fetch = (url, options) => {
+    const reply = realFetch(url, options);
+    if (String(url) !== path) return reply;
+    const read = reply.then(async (r) => new Response(await r.arrayBuffer(), {status: r.status, headers: r.headers}));
+    return new Promise((resolve) => { window.releaseHeld = () => resolve(read); });
+  };
+}"""
+
+
+def test_a_features_reply_for_a_video_no_longer_picked_is_ignored(server):
+    """Two videos picked quickly, the first one's features arriving last: the page keeps the second."""
+    status, videos_list = server_process.call(f"{server.url}/page/videos")
+    assert status == 200 and len(videos_list) >= 2
+    first, second = videos_list[0]["id"], videos_list[1]["id"]
+    with browser.page() as page:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#dataset-picker:not([hidden])")
+        page.evaluate(HOLD_FEATURES, f"/page/videos/{urllib.parse.quote(first, safe='')}/features")
+        page.select_option("#video-select", first)
+        page.wait_for_function("window.releaseHeld !== undefined")
+        page.select_option("#video-select", second)
+        page.wait_for_function(f"state.video !== null && state.video.id === {second!r}")
+        shown = page.inner_text("#video-info"), page.inner_text("#annotations")
+        page.evaluate("window.releaseHeld()")
+        page.wait_for_timeout(1000)  # the page handles the in-memory reply within a few event-loop turns
+        assert page.evaluate("state.video.id") == page.input_value("#video-select") == second
+        assert (page.inner_text("#video-info"), page.inner_text("#annotations")) == shown
 
 
 def test_video_files_are_served_in_byte_ranges(server, first_video):

@@ -14,6 +14,7 @@ const state = {
   video: null,      // {id, duration, rows, features: Float32Array, hasFile, annotations}
   truth: null,      // the selected ground truth {query, start, end}
   answer: null,     // the last prediction, for redrawing
+  choice: 0,        // counts the videos chosen: a reply that arrives after another choice is ignored
 };
 
 async function fetchJson(url, options) {
@@ -125,9 +126,11 @@ async function loadFeatures(id) {
 }
 
 async function chooseDatasetVideo(video) {
+  const choice = ++state.choice;
   setStatus("source-status", `Reading the features of ${video.id}\u2026`);
   try {
     const {features, rows} = await loadFeatures(video.id);
+    if (choice !== state.choice) return;  // another video was chosen meanwhile: its reply decides
     setVideo({id: video.id, duration: video.duration, rows, features, hasFile: video.has_file,
       annotations: video.annotations});
     $("video-info").textContent = `${video.duration.toFixed(2)} s, ${rows} feature rows` +
@@ -135,7 +138,7 @@ async function chooseDatasetVideo(video) {
     showAnnotations(video.annotations);
     setStatus("source-status", "");
   } catch (error) {
-    setStatus("source-status", error.message, true);
+    if (choice === state.choice) setStatus("source-status", error.message, true);
   }
 }
 
@@ -173,6 +176,7 @@ async function uploadVideo() {
       `${state.config.max_upload_mb.toFixed(0)} MiB limit`, true);
     return;
   }
+  const choice = ++state.choice;
   setStatus("source-status", `Uploading ${file.name} and extracting its features\u2026`);
   try {
     const video = await fetchJson("/page/uploads", {
@@ -181,13 +185,14 @@ async function uploadVideo() {
       headers: {"Content-Type": file.type || "application/octet-stream", "X-Filename": encodeURIComponent(file.name)},
     });
     const {features, rows} = await loadFeatures(video.id);
+    if (choice !== state.choice) return;
     setVideo({id: video.id, duration: video.duration, rows, features, hasFile: true, annotations: []});
     $("annotations").replaceChildren();
     $("video-select").value = "";
     $("video-info").textContent = "";
     setStatus("source-status", `${file.name}: ${video.duration.toFixed(2)} s, ${rows} feature rows.`);
   } catch (error) {
-    setStatus("source-status", `${file.name}: ${error.message}`, true);
+    if (choice === state.choice) setStatus("source-status", `${file.name}: ${error.message}`, true);
   }
 }
 
