@@ -20,17 +20,9 @@ import tensorflow as tf
 from absl import logging
 
 from nlvl_tf import errors
-from nlvl_tf.video import extraction
+from nlvl_tf.video import extraction, weights
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "nlvl_tf", "video_features")
-
-
-def file_sha256(path, chunk_bytes=2**20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class VideoFeaturizer:
@@ -86,7 +78,7 @@ class VideoFeaturizer:
         if identity not in self._hashes:
             if len(self._hashes) > 1024:
                 self._hashes.clear()
-            self._hashes[identity] = file_sha256(path)
+            self._hashes[identity] = weights.sha256_of_files([path])
         return self._hashes[identity]
 
     def _cache_path(self, content):

@@ -278,9 +278,15 @@ def files_of(path):
 
 def fingerprint(path):
     """sha256 of the weights file(s), as hex: what a manifest records to tell weights apart."""
+    return sha256_of_files(files_of(path))
+
+
+def sha256_of_files(paths, chunk_bytes=2**20):
+    """sha256 of the files' bytes one after the other, as hex, read in chunks (a video or weights file may not fit in
+    memory)."""
     digest = hashlib.sha256()
-    for name in files_of(path):
-        with open(name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+    for path in paths:
+        with open(path, "rb") as file:
+            while chunk := file.read(chunk_bytes):
+                digest.update(chunk)
     return digest.hexdigest()

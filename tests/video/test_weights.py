@@ -2,6 +2,7 @@
 torch serializations and as a DeepMind TF1 checkpoint carrying the same values load to the same Keras weights, every
 tensor in its place; a misshaped, missing or extra tensor is refused by name; Keras weights files load without torch."""
 
+import hashlib
 import json
 import pathlib
 import sys
@@ -234,3 +235,12 @@ def test_a_charades_classifier_without_counters_loads(tmp_path, small_state):
     torch.save(state, tmp_path / "rgb_charades.pt")
     model = weights.load(tmp_path / "rgb_charades.pt")
     assert model.num_classes == 157 and isinstance(model, i3d.InceptionI3D)
+
+
+def test_sha256_of_files_hashes_their_bytes_in_order_across_chunks(tmp_path):
+    first, second = tmp_path / "a.index", tmp_path / "a.data-00000-of-00001"
+    first.write_bytes(bytes(range(256)) * 5)
+    second.write_bytes(b"weights")
+    expected = hashlib.sha256(first.read_bytes() + second.read_bytes()).hexdigest()
+    assert weights.sha256_of_files([first, second], chunk_bytes=100) == expected
+    assert weights.sha256_of_files([second, first]) != expected
