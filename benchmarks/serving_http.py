@@ -27,36 +27,38 @@ import numpy as np
 import serving
 from absl import app, flags
 
-from nlvl_tf import errors
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --model, --n, --requests, --warmup, --xla_loop and --intra_op_threads are serving.py's flags.
 FLAGS = flags.FLAGS
+STARTUP_TIMEOUT_S = 600
 _ROWS = flags.DEFINE_integer("rows", 60, "Feature rows of the video sent (60: a 30-second video, vslnet_charades).")
 _SIGNATURE = flags.DEFINE_enum("signature", "serving_default", ["serving_default", "details"], "Signature asked.")
 
 
 def start_server(export_dir, log_path, *flags):
-    """serve.py on a free port; returns (process, port)."""
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(REPO, "experiments", "serve.py"),
-            f"--saved_model={export_dir}",
-            "--port=0",
-            *flags,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO),
-    )
-    ready, _, _ = select.select([process.stdout], [], [], 600)
+    """serve.py on a free port, its console in `log_path`; returns (process, port). Raises RuntimeError, with the
+    console's end, when it does not start."""
+    with open(log_path, "w") as log:  # the server writes to its own copy of the descriptor
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(REPO, "experiments", "serve.py"),
+                f"--saved_model={export_dir}",
+                "--port=0",
+                *flags,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=REPO),
+        )
+    ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT_S)
     line = process.stdout.readline() if ready else ""
     if not line:
         process.kill()
-        raise errors.InputError(f"serve.py did not start; see {log_path}")
+        process.wait()
+        with open(log_path) as log:
+            raise RuntimeError(f"serve.py did not start (exit status {process.returncode}): {log.read()[-3000:]}")
     return process, int(re.search(r":(\d+)/", line).group(1))
 
 
@@ -100,7 +102,7 @@ def main(argv):
                 response = connection.getresponse()
                 answer = response.read()
                 if response.status != 200:
-                    raise errors.InputError(f"HTTP {response.status}: {answer[:300]}")
+                    raise RuntimeError(f"HTTP {response.status}: {answer[:300]}")
                 if index >= FLAGS.warmup:
                     latencies.append(time.perf_counter() - started)
             with open(f"/proc/{process.pid}/status") as status:
