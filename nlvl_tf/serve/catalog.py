@@ -14,6 +14,8 @@ import tensorflow_datasets as tfds
 
 from nlvl_tf import errors
 
+# Files --videos offers to the page's player: what browsers play, plus .avi, the container TACoS ships (unlike
+# extraction.VIDEO_EXTENSIONS, what FFmpeg decodes for features).
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv")
 
 

@@ -26,6 +26,8 @@ from nlvl_tf.video import weights as weights_lib
 FEATURES_DIR = "features"
 MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
+# Files a --videos folder lists for extraction: containers FFmpeg decodes (unlike catalog.VIDEO_EXTENSIONS, the few
+# a browser plays).
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
 CHUNK_FRAMES = 32
 
