@@ -20,6 +20,7 @@ from nlvl_tf import cli, errors
 from nlvl_tf.serve import localizer as localizer_lib
 from nlvl_tf.serve import video_features
 
+FLAGS = flags.FLAGS
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An export written by export.py.")
 _FEATURES = flags.DEFINE_string("features", None, "A .npy file of the video's features [T, D].")
 _DURATION = flags.DEFINE_float("duration", None, "With --features: the video's duration in seconds.")
@@ -47,21 +48,27 @@ def load_features(path, length):
     return features
 
 
-def check_flags():
-    if (_FEATURES.value is None) == (_VIDEO.value is None):
+def check_flags(given):
+    """Refuses flags that do not go together; `given`: the names of the flags on the command line."""
+    if ("features" in given) == ("video" in given):
         raise errors.InputError("give either --features (with --duration) or --video (with --extractor)")
-    if _FEATURES.value is not None and _DURATION.value is None:
-        raise errors.InputError("--features needs --duration (the video's length in seconds)")
-    if _VIDEO.value is not None:
-        if _EXTRACTOR.value is None:
+    if "features" in given:
+        if "duration" not in given:
+            raise errors.InputError("--features needs --duration (the video's length in seconds)")
+        if "extractor" in given or "cache_dir" in given:
+            raise errors.InputError("--extractor and --cache_dir go with --video; --features are extracted already")
+    else:
+        if "extractor" not in given:
             raise errors.InputError("--video needs --extractor (an export of experiments/export_extractor.py)")
-        if _DURATION.value is not None or _LENGTH.value is not None:
+        if "duration" in given or "length" in given:
             raise errors.InputError("--duration and --length go with --features; a --video's come from the file")
 
 
 def main(argv):
     cli.reject_extra_arguments(argv)
-    check_flags()
+    check_flags(
+        {name for name in ("features", "duration", "video", "extractor", "cache_dir", "length") if FLAGS[name].present}
+    )
     if _FEATURES.value is not None:
         localizer = localizer_lib.Localizer.load(_SAVED_MODEL.value)
         features = load_features(_FEATURES.value, _LENGTH.value)

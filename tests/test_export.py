@@ -283,6 +283,31 @@ def test_predict_reader_names_the_bad_file_or_length(predict_script, tmp_path, w
         predict_script.load_features(str(path), length)
 
 
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"features", "duration"}, None),
+        ({"features", "duration", "length"}, None),
+        ({"video", "extractor"}, None),
+        ({"video", "extractor", "cache_dir"}, None),
+        (set(), "give either --features"),
+        ({"features", "video", "duration", "extractor"}, "give either --features"),
+        ({"features"}, "--features needs --duration"),
+        ({"features", "duration", "extractor"}, "--extractor and --cache_dir go with --video"),
+        ({"features", "duration", "cache_dir"}, "--extractor and --cache_dir go with --video"),
+        ({"video"}, "--video needs --extractor"),
+        ({"video", "extractor", "duration"}, "--duration and --length go with --features"),
+        ({"video", "extractor", "length"}, "--duration and --length go with --features"),
+    ],
+)
+def test_predict_refuses_flags_that_do_not_go_together(predict_script, given, message):
+    if message is None:
+        predict_script.check_flags(given)
+    else:
+        with pytest.raises(errors.InputError, match=message):
+            predict_script.check_flags(given)
+
+
 def test_predict_command_prints_ranked_json(localizer, tmp_path):
     _, export_dir = localizer
     np.save(tmp_path / "video.npy", np.random.default_rng(2).normal(size=(40, 12)).astype(np.float32))
