@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from nlvl_tf.data import text
-from nlvl_tf.model.layers import lstm
+from nlvl_tf.model.layers import compilation, lstm
 from nlvl_tf.serve import export
 from tests import exports
 
@@ -128,7 +128,7 @@ def test_serving_graph_needs_no_xla_unless_exported_with_the_xla_loop(exported, 
 
 @pytest.mark.parametrize("batch_size", [3, 2 * lstm.MIN_CHUNK_ROWS + 1])  # the fused op; the while-loops in chunks
 @pytest.mark.parametrize("batch_known", [True, False])  # False: traced with B = None, as in the exported signature
-def test_plain_recurrence_computes_what_the_compiled_loop_computes(batch_size, batch_known):
+def test_plain_graph_lstm_computes_what_the_compiled_loop_computes(batch_size, batch_known):
     layer = lstm.UnidirectionalLSTM(8)
     inputs = tf.constant(np.random.default_rng(0).normal(size=(batch_size, 17, 5)).astype(np.float32))
     signature = [tf.TensorSpec([batch_size if batch_known else None, 17, 5], tf.float32)]
@@ -142,7 +142,7 @@ def test_plain_recurrence_computes_what_the_compiled_loop_computes(batch_size, b
         return outputs, tape.gradient(loss, [inputs, *layer.trainable_variables])
 
     compiled = outputs_and_gradients(inputs)
-    with lstm.plain_recurrence():
+    with compilation.plain_graph():
         plain = tf.function(outputs_and_gradients.python_function, input_signature=signature)(inputs)
     np.testing.assert_allclose(plain[0], compiled[0], atol=1e-6)
     for got, want in zip(plain[1], compiled[1]):

@@ -35,7 +35,7 @@ from nlvl_tf.data import features as features_lib
 from nlvl_tf.data import labels, text
 from nlvl_tf.eval import decoding
 from nlvl_tf.model import restore
-from nlvl_tf.model.layers import lstm
+from nlvl_tf.model.layers import compilation
 
 SERVING_OUTPUTS = ("start_time", "end_time", "score")
 # The details signature's outputs besides SERVING_OUTPUTS, in every export; "highlight" comes with highlighting
@@ -149,7 +149,7 @@ class ServingModule:
         with tf.control_dependencies(checks):
             resampled, length = features_lib.resample_batch(video_features, video_length, self._n, self._include_last)
             word_ids, char_ids = self._trim_query_padding(word_ids, char_ids)
-        with contextlib.nullcontext() if self._xla_loop else lstm.plain_recurrence():
+        with contextlib.nullcontext() if self._xla_loop else compilation.plain_graph():
             outputs = self.model(
                 {"video_features": resampled, "video_length": length, "word_ids": word_ids, "char_ids": char_ids},
                 training=False,

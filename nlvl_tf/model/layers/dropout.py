@@ -41,17 +41,24 @@ class Dropout(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not training or self.rate == 0:
             return inputs
+        keep = self.keep_mask(tf.shape(inputs))
+        return inputs * tf.where(keep, tf.constant(self.keep_scale, inputs.dtype), tf.constant(0.0, inputs.dtype))
+
+    def keep_mask(self, shape):
+        """A fresh bool mask of `shape`, True where a value is kept (probability 1 - drop_threshold / 256): for callers
+        that apply the mask and the 1 / (1 - rate) scale themselves (where the scale folds into a smaller tensor)."""
         seed = tf.cast(self.seed_generator.next(), tf.int64)
-        shape = tf.shape(inputs)
         size = tf.reduce_prod(shape)
         words = tf.random.stateless_uniform(
             [(size + 3) // 4], seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox"
         )
         draws = tf.reshape(tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:size], shape)
-        threshold = self.drop_threshold
-        keep = draws >= tf.constant(threshold, tf.uint8)
-        scale = tf.where(keep, tf.constant(256.0 / (256 - threshold), inputs.dtype), tf.constant(0.0, inputs.dtype))
-        return inputs * scale
+        return draws >= tf.constant(self.drop_threshold, tf.uint8)
+
+    @property
+    def keep_scale(self):
+        """1 / the exact keep probability: kept values are multiplied by it, so the layer stays unbiased."""
+        return 256.0 / (256 - self.drop_threshold)
 
     @property
     def drop_threshold(self):

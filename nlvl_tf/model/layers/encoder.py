@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from nlvl_tf import errors
-from nlvl_tf.model.layers import arguments, dropout, linear, lstm, masking
+from nlvl_tf.model.layers import arguments, dot_product_attention, dropout, linear, lstm, masking
 
 
 @keras.saving.register_keras_serializable(package="nlvl_tf")
@@ -103,10 +103,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         query = split_heads(self._scaled_query(inputs, 1.0 / math.sqrt(head_size)))
         key = split_heads(self.key_projection(inputs))
         value = split_heads(self.value_projection(inputs))
-        scores = tf.matmul(query, key, transpose_b=True)
-        probabilities = masking.masked_softmax(scores, mask[:, tf.newaxis, tf.newaxis, :])
-        probabilities = self.probability_dropout(tf.cast(probabilities, value.dtype), training=training)
-        heads = tf.transpose(tf.matmul(probabilities, value), [0, 2, 1, 3])
+        dropout_layer = self.probability_dropout
+        if training and dropout_layer.rate > 0:
+            keep = dropout_layer.keep_mask(tf.concat([tf.shape(query)[:3], tf.shape(key)[2:3]], axis=0))
+            heads = dot_product_attention.attend(query, key, value, mask, keep, dropout_layer.keep_scale)
+        else:
+            heads = dot_product_attention.attend(query, key, value, mask)
+        heads = tf.transpose(heads, [0, 2, 1, 3])
         return tf.reshape(heads, [tf.shape(inputs)[0], tf.shape(inputs)[1], hidden_size])
 
     def _scaled_query(self, inputs, scale):

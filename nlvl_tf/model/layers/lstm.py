@@ -1,5 +1,5 @@
 """A unidirectional LSTM: one matrix multiply for every step's input projection, and an XLA-compiled recurrence
-(or, traced inside `plain_recurrence()`, graphs that need no XLA: for servers without it).
+(or, traced inside `compilation.plain_graph()`, graphs that need no XLA: for servers without it).
 
 The conditioned span predictor (paper Eq. 4) and the BiLSTM encoder ablation (paper Table 8) run LSTMs over the whole
 video. Projecting the inputs of every step at once turns most of the work into one large GEMM. What remains, the
@@ -19,16 +19,14 @@ fused `BlockLSTMV2` op, one kernel for the whole sequence (same gates, same orde
 in chunks, where the fused op's per-step input projection made it slower (35 against 21 ms at batch 64, n = 128).
 """
 
-import contextlib
 import functools
 import os
-import threading
 
 import keras
 import tensorflow as tf
 
 from nlvl_tf import errors
-from nlvl_tf.model.layers import arguments, linear
+from nlvl_tf.model.layers import arguments, compilation, linear
 
 # Rows per chunk below which a batch is not cut: smaller loops cost more in launches than they gain.
 MIN_CHUNK_ROWS = 8
@@ -79,25 +77,11 @@ def _forward_loop(projected, recurrent_kernel):
 
 
 _compiled_forward_loop = tf.function(_forward_loop, jit_compile=True)
-_tracing = threading.local()
-
-
-@contextlib.contextmanager
-def plain_recurrence():
-    """Layers traced inside the block run the recurrence as plain TensorFlow while-loops, same math, instead of the
-    XLA-compiled loops: for graphs served where XLA is off (tensorflow_model_server compiles nothing on CPUs unless
-    started with a flag). Slower per step; docs/benchmarks.md has the cost."""
-    previous = getattr(_tracing, "plain", False)
-    _tracing.plain = True
-    try:
-        yield
-    finally:
-        _tracing.plain = previous
 
 
 def _recurrence_forward(projected, recurrent_kernel):
-    """`_forward_loop`, XLA-compiled unless traced inside `plain_recurrence()`."""
-    if getattr(_tracing, "plain", False):
+    """`_forward_loop`, XLA-compiled unless traced inside `compilation.plain_graph()`."""
+    if compilation.in_plain_graph():
         return _forward_loop(projected, recurrent_kernel)
     return _compiled_forward_loop(projected, recurrent_kernel)
 
@@ -269,7 +253,7 @@ def _plain_graph_lstm(inputs, kernel, recurrent_kernel, bias):
         # The op's registered gradient disagrees with the loop's (measured: off by O(1)); a graph that differentiates
         # the fused forward gets the while-loops' gradient instead, recomputed.
         def gradient(hidden_grads):
-            with tf.GradientTape() as tape, plain_recurrence():  # traced later, maybe outside the caller's block
+            with tf.GradientTape() as tape, compilation.plain_graph():  # traced later, maybe outside the caller's block
                 tape.watch(arguments)
                 hidden_states = _batch_recurrence(linear.project(*arguments[:2], arguments[3]), arguments[2])[0]
             return tape.gradient(hidden_states, arguments, output_gradients=hidden_grads)
@@ -324,7 +308,7 @@ class UnidirectionalLSTM(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(4 * units,), initializer=unit_forget_bias)
 
     def call(self, inputs):
-        if getattr(_tracing, "plain", False):
+        if compilation.in_plain_graph():
             return _plain_graph_lstm(
                 inputs,
                 tf.cast(self.kernel, inputs.dtype),
