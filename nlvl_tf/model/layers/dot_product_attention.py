@@ -1,13 +1,14 @@
 """Softmax attention over masked keys, with dropout on the probabilities, and a backward pass written out.
 
 The probabilities are [B, h, L, L] (the video's self-attention: [16, 8, 600, 600] = 184 MB at n = 600; VSLNet-L's
-clips hold as many per encoder), while the heads are only 16 wide, so every pass over that tensor costs far more
-than the matrix products around it. TensorFlow's autodiff of mask, softmax and dropout makes six passes backward
-(the dropout multiply, then softmax's multiply, sum, subtract and multiply); here dropout zeroes values with one
-select (its 1 / (1 - rate) scale moves to the [B, h, L, dh] heads), and the backward pass from the dropped
-probabilities' gradient to the scores' gradient is one XLA-compiled function, which fuses the select and the softmax
-gradient into two loops over the tensor. At [16, 8, 600, 600] that function took 39 ms where TensorFlow's ops took
-105 ms (docs/benchmarks.md).
+clips hold as many per encoder), while the heads are only 16 wide, so the passes over that tensor cost more than the
+matrix products around it. TensorFlow's autodiff of dropout and softmax makes five passes backward (the dropout
+multiply, then softmax's multiply, sum, subtract and multiply). Here dropout zeroes values with one select (its
+1 / (1 - rate) scale moves to the [B, h, L, dh] heads), and the step from the dropped probabilities' gradient to the
+scores' gradient is one XLA-compiled function, two fused loops over the tensor. The whole attention, forward and
+backward at [16, 8, 600, 600], took 226 ms against 238 ms with TensorFlow's gradient of the same forward ops
+(`benchmarks/attention.py`, docs/benchmarks.md): a small gain, most of the time being the matrix products' and the
+softmax's own passes.
 
 Traced inside `compilation.plain_graph()` (a server without XLA), the same forward ops run with TensorFlow's own
 gradient.
