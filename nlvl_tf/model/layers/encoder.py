@@ -103,13 +103,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         query = split_heads(self._scaled_query(inputs, 1.0 / math.sqrt(head_size)))
         key = split_heads(self.key_projection(inputs))
         value = split_heads(self.value_projection(inputs))
-        dropout_layer = self.probability_dropout
-        if training and dropout_layer.rate > 0:
-            keep = dropout_layer.keep_mask(tf.concat([tf.shape(query)[:3], tf.shape(key)[2:3]], axis=0))
-            heads = dot_product_attention.attend(query, key, value, mask, keep, dropout_layer.keep_scale)
-        else:
-            heads = dot_product_attention.attend(query, key, value, mask)
-        heads = tf.transpose(heads, [0, 2, 1, 3])
+        keep, keep_scale = None, 1.0
+        if training and self.probability_dropout.rate > 0:
+            keep = self.probability_dropout.keep_mask(tf.concat([tf.shape(query)[:3], tf.shape(key)[2:3]], axis=0))
+            keep_scale = self.probability_dropout.keep_scale
+        heads = tf.transpose(dot_product_attention.attend(query, key, value, mask, keep, keep_scale), [0, 2, 1, 3])
         return tf.reshape(heads, [tf.shape(inputs)[0], tf.shape(inputs)[1], hidden_size])
 
     def _scaled_query(self, inputs, scale):
